@@ -34,8 +34,10 @@ The model (``hand_jax/assets/default_hand_right.npz``, layout of BUILD.md):
 - Shape: S = 5 betas, one per MakeHuman target pair: 0 hand scale, 1 finger length, 2 finger
   thickness, 3 finger spacing, 4 wrist circumference. beta = +-3 is the slider's end (linearised:
   ``(incr - decr) / 2`` per 3 betas), so betas ~ N(0, 1) stay within MakeHuman's range. Per +1
-  beta: hand length +15 mm (scale), middle finger +8.6 mm (length). Shapes keep the wrist at
-  the origin.
+  beta: scale +15 mm wrist-to-middle-tip (175 mm at 0; 130 / 220 mm at -3 / +3) and +5.5 mm MCP
+  breadth; finger length +8.6 mm; finger thickness +0.5 mm radius; finger spacing +1.5 mm MCP
+  breadth; wrist +2 mm radius of the forearm stub. Shapes keep the wrist at the origin.
+  Not used: ``r-hand-trans-in/out``, a near-rigid shift of the hand against the forearm.
 - Articulation: ``hands_components`` is the identity [45, 45] (no learned PCA: a coefficient is
   one axis-angle component); ``hands_mean`` a relaxed hand: each finger flexed about its flexion
   axis by ``RELAXED_FLEXION_DEG`` on top of the rest pose (see ``relaxed_pose``).
