@@ -1,0 +1,163 @@
+"""Blend shapes, forward kinematics over a static tree, and linear blend skinning.
+
+Written for one articulated body (a hand); batch with ``jax.vmap``. Units are whatever the
+inputs carry (metres in this project); rotations are ``[J, 3, 3]`` matrices acting on column
+vectors, local to each joint's parent (the root's is global). The kinematic tree is static data:
+``parents`` is a Python tuple with ``parents[root] == -1``. Forward kinematics runs one vectorised
+step per depth level of the tree (4 levels for a hand) rather than one step per joint.
+
+Rigid transforms are kept as a rotation ``[..., 3, 3]`` and a translation ``[..., 3]`` instead of
+4x4 matrices, so the bottom row ``(0, 0, 0, 1)`` is never multiplied.
+"""
+
+import functools
+
+import jax.numpy as jnp
+import numpy as np
+
+
+@functools.lru_cache(maxsize=64)
+def kinematic_levels(parents: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """Group joints by depth in the kinematic tree.
+
+    Args:
+      parents: static tuple, ``parents[j]`` is the parent of joint ``j`` or -1 for a root.
+
+    Returns:
+      Tuple of levels; level ``d`` lists (ascending) the joints at depth ``d``; roots at depth 0.
+
+    Raises:
+      ValueError: a parent index is out of range or the parents contain a cycle.
+    """
+    parents = tuple(int(p) for p in parents)
+    num = len(parents)
+    depth = [-1] * num
+    for j in range(num):
+        chain, k = [], j
+        while k != -1 and depth[k] < 0:
+            if k in chain:
+                raise ValueError(f"parents={parents}: cycle through joint {k}")
+            if not -1 <= parents[k] < num:
+                raise ValueError(f"parents[{k}]={parents[k]}: expected -1 or a joint in [0, {num})")
+            chain.append(k)
+            k = parents[k]
+        base = -1 if k == -1 else depth[k]
+        for offset, c in enumerate(reversed(chain)):
+            depth[c] = base + 1 + offset
+    levels = [[] for _ in range(max(depth) + 1)]
+    for j, d in enumerate(depth):
+        levels[d].append(j)
+    return tuple(tuple(level) for level in levels)
+
+
+def blend_shapes(template, dirs, coeffs):
+    """Add a linear combination of blend shapes to a template.
+
+    Args:
+      template: [V, 3] rest vertices.
+      dirs: [V, 3, N] blend shape directions (per unit coefficient).
+      coeffs: [N] coefficients (MANO: betas, or the 135 pose features).
+
+    Returns:
+      [V, 3] ``template + dirs @ coeffs``.
+    """
+    num_verts = template.shape[0]
+    flat = dirs.reshape(num_verts * 3, dirs.shape[-1])
+    return template + (flat @ coeffs).reshape(num_verts, 3)
+
+
+def pose_features(rotmats):
+    """Return MANO's ``lrotmin`` pose features: ``R_j - I`` of every non-root joint, flattened.
+
+    Args:
+      rotmats: [J, 3, 3] local rotations, root first.
+
+    Returns:
+      [(J - 1) * 9] the row-major entries of ``R_j - I`` for joints 1..J-1 (135 for MANO).
+    """
+    eye = jnp.eye(3, dtype=rotmats.dtype)
+    return (rotmats[1:] - eye).reshape(-1)
+
+
+def regress_joints(j_regressor, verts):
+    """Regress joint locations from vertices.
+
+    Args:
+      j_regressor: [J, V] regressor (rows are vertex weights).
+      verts: [V, 3] vertices.
+
+    Returns:
+      [J, 3] joints.
+    """
+    return j_regressor @ verts
+
+
+def forward_kinematics(rotmats, joints, *, parents):
+    """Compose local rotations along the tree into global rigid transforms.
+
+    Args:
+      rotmats: [J, 3, 3] local rotations, relative to each joint's parent frame.
+      joints: [J, 3] rest joint locations.
+      parents: static tuple of J parent indices, -1 for roots.
+
+    Returns:
+      ``(global_rots, posed_joints)``: [J, 3, 3] rotations of each joint's frame in the world and
+      [J, 3] posed joint locations.
+    """
+    parents = tuple(int(p) for p in parents)
+    levels = kinematic_levels(parents)
+    rots, trans = [], []
+    prev_pos = {}
+    for depth, level in enumerate(levels):
+        idx = np.asarray(level)
+        local_r = rotmats[idx]
+        if depth == 0:
+            # A root may have a parent of -1 only; its offset is its own rest location.
+            r, t = local_r, joints[idx]
+        else:
+            par = np.asarray([parents[j] for j in level])
+            pos = np.asarray([prev_pos[p] for p in par])
+            parent_r, parent_t = rots[-1][pos], trans[-1][pos]
+            offsets = joints[idx] - joints[par]  # [n, 3] bone vectors in the rest pose
+            r = parent_r @ local_r
+            t = jnp.einsum("nij,nj->ni", parent_r, offsets) + parent_t
+        rots.append(r)
+        trans.append(t)
+        prev_pos = {j: i for i, j in enumerate(level)}
+    order = np.concatenate([np.asarray(level) for level in levels])
+    inverse = np.argsort(order)
+    return jnp.concatenate(rots)[inverse], jnp.concatenate(trans)[inverse]
+
+
+def skinning_transforms(global_rots, posed_joints, rest_joints):
+    """Return the transforms that carry rest-pose points to posed points, per joint.
+
+    Args:
+      global_rots: [J, 3, 3] global joint rotations.
+      posed_joints: [J, 3] posed joint locations.
+      rest_joints: [J, 3] rest joint locations.
+
+    Returns:
+      ``(rots, trans)``: [J, 3, 3] and [J, 3] with ``x_posed = rots[j] @ x_rest + trans[j]``.
+    """
+    trans = posed_joints - jnp.einsum("jab,jb->ja", global_rots, rest_joints)
+    return global_rots, trans
+
+
+def linear_blend_skinning(verts, weights, rots, trans):
+    """Deform vertices by a weighted blend of per-joint rigid transforms.
+
+    Args:
+      verts: [V, 3] rest-pose vertices (after blend shapes).
+      weights: [V, J] skinning weights, rows summing to 1.
+      rots: [J, 3, 3] per-joint rotations (from ``skinning_transforms``).
+      trans: [J, 3] per-joint translations.
+
+    Returns:
+      [V, 3] posed vertices.
+    """
+    num_joints = rots.shape[0]
+    stacked = jnp.concatenate([rots.reshape(num_joints, 9), trans], axis=1)  # [J, 12]
+    blended = weights @ stacked  # [V, 12]
+    blend_r = blended[:, :9].reshape(-1, 3, 3)
+    return jnp.einsum("vab,vb->va", blend_r, verts) + blended[:, 9:]

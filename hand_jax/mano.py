@@ -1,0 +1,401 @@
+"""The MANO hand model as a pytree and a pure forward function.
+
+Frames and units: the model frame of the file (MANO's own for the official models), metres.
+Layout (V vertices, F faces, S shape components, C PCA components, J = 16 joints in MANO's native
+order, K = 21 keypoints in the canonical OpenPose/FreiHAND order of ``hand_jax.keypoints``):
+
+- ``pose`` [48]: axis-angle, radians; the first 3 rotate the root (wrist) globally, the other 45
+  are the articulation of joints 1..15 relative to their parents (0 is the flat hand).
+- ``betas`` [S'] with S' <= S: shape coefficients (unitless); missing trailing ones are zero.
+- ``transl`` [3]: translation added to every output point, metres.
+
+``forward`` poses one hand; batch with ``jax.vmap(forward, in_axes=(None, 0, 0))``. Pose-corrective
+blend shapes use MANO's ``lrotmin`` features ``(R_j - I)`` of joints 1..15 flattened (135 values).
+Everything runs in the dtype of ``pose`` (float32 or float64): the model's arrays are cast to it.
+
+Left hands. ``mirror_model`` turns a right hand into a left hand (x -> -x) and back;
+``mirror_pose`` maps axis-angle parameters between the two: ``(x, y, z) -> (x, -y, -z)`` per joint,
+so that ``forward(mirror_model(m), mirror_pose(p), b)`` is ``forward(m, p, b)`` with x negated.
+The official ``MANO_LEFT.pkl`` has a known defect: the x component of its ``shapedirs`` equals the
+right model's instead of its negation (https://github.com/vchoutas/smplx/issues/48), so betas
+deform a left hand wrongly along x. ``load_model`` detects and flips it for left pickles only
+(``hand_jax.mano_pkl.has_left_shapedirs_defect`` says how); ``fix_left_shapedirs`` does the same
+for a model already in memory.
+"""
+
+import dataclasses
+import os
+from typing import NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hand_jax import keypoints as kp
+from hand_jax import mano_pkl
+from hand_jax.geometry import kinematics, rotations
+
+NUM_JOINTS = kp.NUM_JOINTS
+NUM_POSE_FEATURES = 9 * (NUM_JOINTS - 1)
+NPZ_FORMAT_VERSION = 1
+DEFAULT_MODEL_PATH = os.path.join(os.path.dirname(__file__), "assets", "default_hand_right.npz")
+MANO_NUM_VERTS = 778
+# Fingertip vertices of the MANO topology, order thumb, index, middle, ring, pinky.
+TIP_PRESETS = {
+    "manopth": (745, 317, 444, 556, 673),
+    "smplx": (744, 320, 443, 554, 671),
+    "freihand": (744, 320, 443, 555, 672),
+}
+DEFAULT_TIPS = "manopth"
+SIDES = ("right", "left")
+_ARRAY_FIELDS = tuple(mano_pkl.field_shapes(0))
+
+
+@dataclasses.dataclass(frozen=True)
+class HandModel:
+    """A MANO-layout hand model: arrays are pytree leaves, tree and tips are static.
+
+    Attributes:
+      v_template: [V, 3] rest vertices, metres.
+      shapedirs: [V, 3, S] shape blend shapes per unit beta, metres.
+      posedirs: [V, 3, 135] pose-corrective blend shapes over the ``lrotmin`` features, metres.
+      J_regressor: [16, V] joint regressor.
+      weights: [V, 16] skinning weights, rows sum to 1.
+      faces: [F, 3] int32 triangles, counter-clockwise seen from outside.
+      hands_components: [C, 45] articulation PCA components (rows), radians.
+      hands_mean: [45] mean articulation (the relaxed hand), radians.
+      parents: static tuple of 16 parent indices, MANO native order, root -1.
+      tip_ids: static tuple of 5 fingertip vertex ids (thumb, index, middle, ring, pinky).
+      side: static ``'right'`` or ``'left'``.
+    """
+
+    v_template: jax.Array
+    shapedirs: jax.Array
+    posedirs: jax.Array
+    J_regressor: jax.Array
+    weights: jax.Array
+    faces: jax.Array
+    hands_components: jax.Array
+    hands_mean: jax.Array
+    parents: tuple[int, ...] = tuple(kp.MANO_PARENTS)
+    tip_ids: tuple[int, ...] = TIP_PRESETS[DEFAULT_TIPS]
+    side: str = "right"
+
+    @property
+    def num_verts(self) -> int:
+        return self.v_template.shape[0]
+
+    @property
+    def num_betas(self) -> int:
+        return self.shapedirs.shape[-1]
+
+
+jax.tree_util.register_dataclass(
+    HandModel, data_fields=list(_ARRAY_FIELDS), meta_fields=["parents", "tip_ids", "side"]
+)
+
+
+class ManoOutput(NamedTuple):
+    """Posed hand. verts [V, 3], joints [16, 3] MANO order, keypoints [21, 3] canonical; metres."""
+
+    verts: jax.Array
+    joints: jax.Array
+    keypoints: jax.Array
+
+
+def resolve_tips(tips, num_verts: int) -> tuple[int, ...]:
+    """Return 5 fingertip vertex ids from a preset name or explicit ids.
+
+    Args:
+      tips: a name in ``TIP_PRESETS`` (MANO topology only, V == 778) or 5 vertex ids.
+      num_verts: V of the model the ids index.
+
+    Returns:
+      Tuple of 5 ints, order thumb, index, middle, ring, pinky (ValueError if invalid).
+    """
+    if isinstance(tips, str):
+        if tips not in TIP_PRESETS:
+            raise ValueError(f"tips={tips!r}: expected one of {tuple(TIP_PRESETS)} or 5 vertex ids")
+        if num_verts != MANO_NUM_VERTS:
+            raise ValueError(
+                f"tips={tips!r}: presets index the MANO topology (V={MANO_NUM_VERTS}), this model "
+                f"has V={num_verts}; pass 5 vertex ids instead"
+            )
+        return TIP_PRESETS[tips]
+    ids = tuple(int(i) for i in np.asarray(tips).reshape(-1))
+    if len(ids) != 5 or min(ids) < 0 or max(ids) >= num_verts:
+        raise ValueError(f"tips={tips!r}: expected 5 vertex ids in [0, {num_verts})")
+    return ids
+
+
+def make_model(*, parents=kp.MANO_PARENTS, tip_ids=DEFAULT_TIPS, side="right", **arrays):
+    """Build a validated ``HandModel`` from numpy or jax arrays.
+
+    Args:
+      parents: 16 parent indices (MANO native order, root -1).
+      tip_ids: a preset name or 5 vertex ids.
+      side: ``'right'`` or ``'left'``.
+      **arrays: every array field of ``HandModel`` (see its attributes for shapes).
+
+    Returns:
+      HandModel with float arrays in the default jax float dtype and int32 faces; a missing
+      field, a wrong shape or a bad argument raises ValueError naming it.
+    """
+    missing = [k for k in _ARRAY_FIELDS if k not in arrays]
+    extra = sorted(set(arrays) - set(_ARRAY_FIELDS))
+    if missing or extra:
+        raise ValueError(f"make_model: missing fields {missing}, unknown fields {extra}")
+    if side not in SIDES:
+        raise ValueError(f"side={side!r}: expected one of {SIDES}")
+    num_verts = np.shape(arrays["v_template"])[0]
+    a = {}
+    for key, pattern in mano_pkl.field_shapes(num_verts).items():
+        a[key] = mano_pkl.check_shape(arrays[key], key, "make_model", pattern)
+    parents = tuple(int(p) for p in parents)
+    if len(parents) != NUM_JOINTS:
+        raise ValueError(f"parents={parents}: expected {NUM_JOINTS} entries")
+    kinematics.kinematic_levels(parents)  # validates the tree
+    fields = {k: jnp.asarray(v, dtype=float) for k, v in a.items() if k != "faces"}
+    fields["faces"] = jnp.asarray(a["faces"], dtype=jnp.int32)
+    tips = resolve_tips(tip_ids, num_verts)
+    return HandModel(**fields, parents=parents, tip_ids=tips, side=side)
+
+
+def with_tips(model: HandModel, tips) -> HandModel:
+    """Return the model with another fingertip set (preset name or 5 vertex ids)."""
+    return dataclasses.replace(model, tip_ids=resolve_tips(tips, model.num_verts))
+
+
+def _float_dtype(*xs):
+    dtype = jnp.result_type(*xs)
+    return dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.result_type(float)
+
+
+def forward_rotmats(model: HandModel, rotmats, betas, transl=None) -> ManoOutput:
+    """Pose one hand from per-joint rotation matrices.
+
+    Args:
+      model: the hand model.
+      rotmats: [16, 3, 3] rotations, MANO native order; the root's (index 0) is global, the
+        others are relative to their parent.
+      betas: [S'] shape coefficients, S' <= model.num_betas.
+      transl: optional [3] translation, metres.
+
+    Returns:
+      ManoOutput with verts [V, 3], joints [16, 3] and keypoints [21, 3], metres.
+    """
+    chex.assert_shape(rotmats, (NUM_JOINTS, 3, 3))
+    chex.assert_rank(betas, 1)
+    num_betas = betas.shape[0]
+    if num_betas > model.num_betas:
+        raise ValueError(f"betas: got {num_betas} coefficients, the model has {model.num_betas}")
+    dtype = _float_dtype(rotmats, betas)
+    rotmats, betas = rotmats.astype(dtype), betas.astype(dtype)
+    m = jax.tree.map(lambda x: x.astype(dtype) if x.dtype != jnp.int32 else x, model)
+
+    v_shaped = kinematics.blend_shapes(m.v_template, m.shapedirs[..., :num_betas], betas)
+    rest_joints = kinematics.regress_joints(m.J_regressor, v_shaped)
+    features = kinematics.pose_features(rotmats)
+    v_posed = kinematics.blend_shapes(v_shaped, m.posedirs, features)
+    global_rots, joints = kinematics.forward_kinematics(rotmats, rest_joints, parents=m.parents)
+    skin_r, skin_t = kinematics.skinning_transforms(global_rots, joints, rest_joints)
+    verts = kinematics.linear_blend_skinning(v_posed, m.weights, skin_r, skin_t)
+    if transl is not None:
+        chex.assert_shape(transl, (3,))
+        transl = transl.astype(dtype)
+        verts, joints = verts + transl, joints + transl
+    native21 = jnp.concatenate([joints, verts[np.asarray(m.tip_ids)]], axis=0)
+    return ManoOutput(verts=verts, joints=joints, keypoints=native21[kp.MANO_TO_CANONICAL])
+
+
+def forward(model: HandModel, pose, betas, transl=None) -> ManoOutput:
+    """Pose one hand from axis-angle parameters.
+
+    Args:
+      model: the hand model.
+      pose: [48] axis-angle, radians: 3 global root rotation + 45 articulation (joints 1..15).
+      betas: [S'] shape coefficients, S' <= model.num_betas.
+      transl: optional [3] translation, metres.
+
+    Returns:
+      ManoOutput with verts [V, 3], joints [16, 3] (MANO order) and keypoints [21, 3]
+      (canonical order), metres, in the dtype of ``pose``.
+    """
+    chex.assert_shape(pose, (3 * NUM_JOINTS,))
+    rotmats = rotations.axis_angle_to_matrix(pose.reshape(NUM_JOINTS, 3))
+    return forward_rotmats(model, rotmats, betas, transl)
+
+
+def pca_to_pose(model: HandModel, coeffs, *, flat_hand_mean: bool):
+    """Map articulation PCA coefficients to the 45 axis-angle articulation parameters.
+
+    ``pose45 = coeffs @ hands_components[:n]`` plus ``hands_mean`` unless ``flat_hand_mean``.
+    With ``flat_hand_mean=True`` (manopth's default) zero coefficients give the flat hand; with
+    ``False`` (smplx's default) they give the relaxed mean hand. Callers must choose.
+
+    Args:
+      model: the hand model.
+      coeffs: [n] PCA coefficients, n <= C.
+      flat_hand_mean: whether the PCA space is centred on the flat hand (no mean added).
+
+    Returns:
+      [45] articulation axis-angle, radians (joints 1..15, MANO order).
+    """
+    chex.assert_rank(coeffs, 1)
+    n = coeffs.shape[0]
+    if n > model.hands_components.shape[0]:
+        raise ValueError(f"coeffs: got {n}, the model has {model.hands_components.shape[0]}")
+    dtype = _float_dtype(coeffs)
+    pose = coeffs.astype(dtype) @ model.hands_components[:n].astype(dtype)
+    return pose if flat_hand_mean else pose + model.hands_mean.astype(dtype)
+
+
+def _signed(x, signs):
+    return x * jnp.asarray(signs, dtype=x.dtype)
+
+
+def _axis_angle_mirror_signs(num_joints: int) -> np.ndarray:
+    return np.tile(np.array([1.0, -1.0, -1.0]), num_joints)
+
+
+def mirror_pose(pose):
+    """Mirror axis-angle parameters between right and left hands (x -> -x reflection).
+
+    Args:
+      pose: [..., 3N] axis-angle per joint (e.g. [48] or the [45] articulation), radians.
+
+    Returns:
+      [..., 3N] with each joint's ``(x, y, z)`` mapped to ``(x, -y, -z)``; an involution.
+    """
+    if pose.shape[-1] % 3:
+        raise ValueError(f"pose: last axis {pose.shape[-1]} is not a multiple of 3")
+    return _signed(pose, _axis_angle_mirror_signs(pose.shape[-1] // 3))
+
+
+def mirror_model(model: HandModel) -> HandModel:
+    """Return the model of the other hand, reflected through the plane x = 0.
+
+    Template, shape and pose blend shapes are reflected (``posedirs`` entry ``(v, d, j, a, b)``
+    gains the sign ``m_d m_a m_b``, m = (-1, 1, 1), because the features ``R - I`` of a mirrored
+    rotation ``M R M`` change sign entrywise by ``m_a m_b``); PCA components and mean are
+    mirrored like poses; faces reverse their winding so normals still point outwards;
+    ``J_regressor``, ``weights``, parents and tips are unchanged. Mirroring twice is the identity.
+    """
+    m = np.array([-1.0, 1.0, 1.0])
+    feature_signs = np.tile(np.outer(m, m).reshape(-1), NUM_JOINTS - 1)
+    pose_signs = _axis_angle_mirror_signs(15)
+    return dataclasses.replace(
+        model,
+        v_template=_signed(model.v_template, m),
+        shapedirs=_signed(model.shapedirs, m[:, None]),
+        posedirs=_signed(model.posedirs, m[:, None] * feature_signs),
+        faces=model.faces[:, ::-1],
+        hands_components=_signed(model.hands_components, pose_signs),
+        hands_mean=_signed(model.hands_mean, pose_signs),
+        side="left" if model.side == "right" else "right",
+    )
+
+
+def fix_left_shapedirs(left: HandModel, right: HandModel | None = None) -> HandModel:
+    """Negate the x component of a left model's ``shapedirs`` if it has the known defect.
+
+    Detection: ``hand_jax.mano_pkl.has_left_shapedirs_defect`` (against ``right`` when given,
+    else a scale heuristic). Models built by ``mirror_model`` never have the defect.
+    """
+    right_sd = None if right is None else np.asarray(right.shapedirs)
+    if not mano_pkl.has_left_shapedirs_defect(
+        np.asarray(left.v_template), np.asarray(left.shapedirs), right_sd
+    ):
+        return left
+    flip = np.array([-1.0, 1.0, 1.0])[:, None]
+    return dataclasses.replace(left, shapedirs=_signed(left.shapedirs, flip))
+
+
+def _load_pkl(path, side, tips) -> HandModel:
+    arrays = mano_pkl.load_mano_pkl(path, side=side)
+    parents, file_side = arrays.pop("parents"), arrays.pop("side")
+    tips = DEFAULT_TIPS if tips is None else tips
+    return make_model(**arrays, parents=parents, tip_ids=tips, side=file_side)
+
+
+def _load_npz(path, tips) -> HandModel:
+    with np.load(path, allow_pickle=False) as data:
+        d = {k: data[k] for k in data.files}
+    for key in (*_ARRAY_FIELDS, "parents", "tip_ids", "side", "format_version"):
+        if key not in d:
+            raise ValueError(f"{path}: missing key '{key}' (see BUILD.md for the npz layout)")
+    if int(d["format_version"]) != NPZ_FORMAT_VERSION:
+        raise ValueError(f"{path}: format_version {d['format_version']}, expected 1")
+    try:
+        tips = d["tip_ids"] if tips is None else tips
+        arrays = {k: d[k] for k in _ARRAY_FIELDS}
+        return make_model(**arrays, parents=d["parents"], side=str(d["side"]), tip_ids=tips)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from e
+
+
+def load_model(path=None, *, side: str = "right", tips=None) -> HandModel:
+    """Load a hand model: the embedded default, an official MANO pickle, or the project's npz.
+
+    Args:
+      path: None for the embedded default right hand (``hand_jax/assets/default_hand_right.npz``);
+        a ``.pkl`` (official ``MANO_RIGHT.pkl``/``MANO_LEFT.pkl``, read without chumpy) or a
+        ``.npz`` in the layout of BUILD.md.
+      side: ``'right'`` or ``'left'``: the hand wanted. With ``path=None``, ``'left'`` mirrors
+        the default right hand. A file's side comes from the npz or the pkl's name
+        (``MANO_LEFT``); a mismatch is an error (use ``mirror_model`` deliberately).
+      tips: None for the model's own fingertips (``'manopth'`` for a pkl), a preset name in
+        ``TIP_PRESETS`` (MANO topology only) or 5 vertex ids.
+
+    Returns:
+      HandModel. FileNotFoundError if the file (or the embedded default) is missing; ValueError
+      for a bad side, an unknown extension or a malformed file (the message names the key).
+    """
+    if side not in SIDES:
+        raise ValueError(f"side={side!r}: expected one of {SIDES}")
+    if path is None:
+        if not os.path.exists(DEFAULT_MODEL_PATH):
+            raise FileNotFoundError(
+                f"The embedded default hand {DEFAULT_MODEL_PATH} is missing. Use MANO instead: "
+                "register at https://mano.is.tue.mpg.de, download the models and pass the path "
+                "of MANO_RIGHT.pkl (load_model(path) or --mano_path)."
+            )
+        model = _load_npz(DEFAULT_MODEL_PATH, tips)
+        return mirror_model(model) if side != model.side else model
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such hand model file (expected a MANO .pkl or .npz)")
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".pkl":
+        model = _load_pkl(path, side, tips)
+    elif ext == ".npz":
+        model = _load_npz(path, tips)
+    else:
+        raise ValueError(f"{path}: unknown extension {ext!r}, expected .pkl or .npz")
+    if model.side != side:
+        raise ValueError(
+            f"{path} holds a {model.side} hand but side={side!r} was requested; pass "
+            f"side={model.side!r} (or mirror_model the loaded model)"
+        )
+    return model
+
+
+def save_npz(model: HandModel, path, *, source: str = "unspecified") -> None:
+    """Write the model in the project's npz layout (BUILD.md), float32 arrays, int32 indices.
+
+    Args:
+      model: the hand model. path: output ``.npz`` path (overwritten if present).
+      source: provenance and licence line stored under ``source``.
+    """
+    arrays = {k: np.asarray(getattr(model, k), dtype=np.float32) for k in _ARRAY_FIELDS}
+    arrays["faces"] = np.asarray(model.faces, dtype=np.int32)
+    np.savez(
+        path,
+        format_version=np.int64(NPZ_FORMAT_VERSION),
+        side=np.str_(model.side),
+        parents=np.asarray(model.parents, dtype=np.int32),
+        tip_ids=np.asarray(model.tip_ids, dtype=np.int32),
+        source=np.str_(source),
+        **arrays,
+    )
