@@ -1,0 +1,459 @@
+"""Evaluate 3D keypoint predictions against ground truth and write the benchmark artefacts.
+
+Inputs (host-side numpy):
+
+- predictions npz: ``ids`` [N] (str or int), ``keypoints_3d`` [N, K, 3] metres, canonical order;
+  optional ``verts`` [N, V, 3] metres and ``keypoints_2d`` [N, K, 2] pixels.
+- ground truth: an npz with the same keys plus optional ``keypoint_valid`` [N, K] bool, or a
+  dataset split read with ``hand_jax.data.load_split(name, data_dir, split)``.
+
+Predictions are matched to the ground truth by id (every ground-truth id needs exactly one
+prediction and vice versa). Metrics are computed under every alignment the labels allow
+(``none``, ``root``, ``root_scale``, ``centroid``, ``procrustes``; see ``metrics``); each
+dataset has a primary one for its table (``PRIMARY_ALIGNMENT``): STB and RHD use Zimmermann &
+Brox's ground-truth root and scale; FreiHAND Procrustes; Dexter+Object (fingertips only, no
+root label) the centroid of the valid fingertips - the project's decision, recorded in the
+output. Written into ``out_dir``: ``metrics.json``, ``per_sample.npz`` (the matched predictions,
+reusable as ``--predictions``, plus per-keypoint errors), ``comparison.{md,csv}``,
+``ablation.{md,csv}`` and ``pck_<dataset>.png``.
+"""
+
+import json
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from tqdm import tqdm
+
+from hand_jax import keypoints as kp
+from hand_jax.eval import metrics, plots, tables
+
+PRIMARY_ALIGNMENT = {
+    "stb": "root_scale",
+    "rhd": "root_scale",
+    "dexter_object": "centroid",
+    "freihand": "procrustes",
+    "synthetic": "root_scale",
+}
+DEFAULT_ALIGNMENT = "root_scale"
+ALIGNMENTS = ("none", "root", "root_scale", "centroid", "procrustes")
+MIN_VALID = {"none": 1, "root": 1, "root_scale": 1, "centroid": 1, "procrustes": 3}
+ROOT = 0
+CURVE_MM = np.linspace(0.0, 50.0, 51)  # the plotted PCK curve
+FORMAT = "hand_jax.eval/1"
+
+
+class KeypointSet(NamedTuple):
+    """Keypoints of a split (predictions or ground truth), host numpy."""
+
+    ids: np.ndarray  # [N] str
+    keypoints_3d: np.ndarray  # [N, K, 3] metres
+    keypoint_valid: np.ndarray  # [N, K] bool
+    verts: np.ndarray | None = None  # [N, V, 3] metres
+    keypoints_2d: np.ndarray | None = None  # [N, K, 2] pixels
+
+
+def prepare_out_dir(out_dir: str | Path, *, overwrite: bool) -> Path:
+    """Create ``out_dir``; refuse a non-empty one unless ``overwrite``."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out_dir={out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"--out_dir={out}: not empty; pass --overwrite to write into it")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def load_keypoint_npz(path: str | Path, *, what: str) -> KeypointSet:
+    """Read a predictions or ground-truth npz (layout in the module docstring).
+
+    Args:
+      path: the npz file.
+      what: ``"predictions"`` or ``"ground truth"``, for error messages.
+
+    Returns:
+      A ``KeypointSet`` (``keypoint_valid`` all True when the file has none).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = {k: f[k] for k in f.files}
+    except ValueError as e:
+        raise ValueError(f"{path}: cannot read without pickle ({e}); save ids as str/int") from e
+    expected = "ids [N] and keypoints_3d [N, K, 3] (metres)"
+    for key in ("ids", "keypoints_3d"):
+        if key not in data:
+            raise ValueError(f"{path}: missing key {key!r}; expected {expected}; has {list(data)}")
+    kp3, ids = np.asarray(data["keypoints_3d"], np.float64), np.asarray(data["ids"])
+    if kp3.ndim != 3 or kp3.shape[-1] != 3 or ids.shape != kp3.shape[:1]:
+        raise ValueError(f"{path}: expected {expected}, got {ids.shape} and {kp3.shape}")
+    valid = np.asarray(data.get("keypoint_valid", np.ones(kp3.shape[:2], bool)))
+    if valid.shape != kp3.shape[:2]:
+        raise ValueError(f"{path}: keypoint_valid: expected {kp3.shape[:2]}, got {valid.shape}")
+    optional = {}
+    for key, width in (("verts", 3), ("keypoints_2d", 2)):
+        if key in data:
+            arr = np.asarray(data[key], np.float64)
+            if arr.ndim != 3 or arr.shape[0] != len(ids) or arr.shape[-1] != width:
+                raise ValueError(
+                    f"{path}: {key}: expected [N={len(ids)}, *, {width}], got {arr.shape}"
+                )
+            optional[key] = arr
+    return KeypointSet(ids.astype(str), kp3, valid.astype(bool), **optional)
+
+
+def load_split_ground_truth(name: str, data_dir: str | Path, split: str) -> KeypointSet:
+    """Read ground truth from ``hand_jax.data.load_split`` (imported here, lazily).
+
+    Args:
+      name: dataset name (synthetic | rhd | stb | dexter_object | freihand).
+      data_dir: the dataset's root directory.
+      split: split name passed to the loader.
+
+    Returns:
+      A ``KeypointSet`` with ``keypoints_2d`` from the samples.
+    """
+    try:
+        from hand_jax.data import load_split
+    except ImportError as e:
+        raise RuntimeError(
+            "--data_dir: reading ground truth from a dataset needs hand_jax.data.load_split, "
+            f"which is not available in this checkout ({e}); pass --ground_truth=gt.npz instead"
+        ) from e
+    samples = load_split(name, data_dir, split)
+    ids, kp3, valid, kp2 = [], [], [], []
+    for i in tqdm(range(len(samples)), desc=f"reading {name}/{split}", unit="sample"):
+        s = samples[i]
+        ids.append(str(s["id"]))
+        kp3.append(s["keypoints_3d"])
+        valid.append(s["keypoint_valid"])
+        kp2.append(s["keypoints_2d"])
+    if not ids:
+        raise ValueError(f"--data_dir={data_dir}: split {split!r} of {name!r} has no samples")
+    arrays = [np.asarray(x) for x in (kp3, valid, kp2)]
+    return KeypointSet(
+        np.asarray(ids),
+        arrays[0].astype(np.float64),
+        arrays[1].astype(bool),
+        keypoints_2d=arrays[2].astype(np.float64),
+    )
+
+
+def match_ids(pred_ids: np.ndarray, gt_ids: np.ndarray) -> np.ndarray:
+    """Return ``order`` with ``pred_ids[order] == gt_ids``; clear errors on any mismatch."""
+    for ids, what in ((pred_ids, "predictions"), (gt_ids, "ground truth")):
+        uniq, counts = np.unique(ids, return_counts=True)
+        if np.any(counts > 1):
+            raise ValueError(f"{what}: duplicate ids, e.g. {uniq[counts > 1][:5].tolist()}")
+    position = {i: n for n, i in enumerate(pred_ids.tolist())}
+    missing = [i for i in gt_ids.tolist() if i not in position]
+    extra = sorted(set(position) - set(gt_ids.tolist()))
+    if missing or extra:
+        raise ValueError(
+            f"ids: {len(missing)} ground-truth ids have no prediction (e.g. {missing[:5]}), "
+            f"{len(extra)} predicted ids are not in the ground truth (e.g. {extra[:5]})"
+        )
+    return np.array([position[i] for i in gt_ids.tolist()], dtype=np.int64)
+
+
+def _usable(alignment: str, valid: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """[N] samples whose labels support ``alignment``."""
+    usable = valid.sum(1) >= MIN_VALID[alignment]
+    if alignment in ("root", "root_scale"):
+        usable &= valid[:, ROOT]
+    if alignment == "root_scale":
+        a, b = metrics.REF_BONE
+        usable &= valid[:, a] & valid[:, b] & (np.linalg.norm(gt[:, b] - gt[:, a], axis=-1) > 0)
+    return usable
+
+
+def _align(alignment: str, pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    if alignment == "none":
+        return pred
+    if alignment == "root":
+        return metrics.align_root(pred, gt, ROOT)
+    if alignment == "root_scale":
+        return metrics.align_root_scale(pred, gt, ROOT, metrics.REF_BONE)
+    if alignment == "centroid":
+        return metrics.align_centroid(pred, gt, valid)
+    return metrics.align_procrustes(pred, gt, valid)
+
+
+def _json(x, scale=1.0):
+    """Numbers for JSON: ``x * scale`` as float or list, NaN -> None (mm: ``scale=1000``)."""
+    arr = np.asarray(x, np.float64) * scale
+    out = [round(float(v), 8) if np.isfinite(v) else None for v in arr.ravel()]
+    return out if arr.ndim else out[0]
+
+
+def _block(errors: np.ndarray, valid: np.ndarray) -> dict:
+    """Metrics of one alignment from errors [N, K] (metres) and the usable validity [N, K]."""
+    r = metrics.keypoint_metrics_from_errors(errors, valid, thresholds=metrics.make_thresholds())
+    r20 = metrics.keypoint_metrics_from_errors(
+        errors, valid, thresholds=metrics.AUC_20_50_GRIDS["linspace_20_50_20"]
+    )
+    fine = metrics.keypoint_metrics_from_errors(
+        errors, valid, thresholds=metrics.make_thresholds(steps=100)
+    )
+    curve = metrics.keypoint_metrics_from_errors(errors, valid, thresholds=CURVE_MM / 1000.0)
+    per_kp = {
+        "valid_count": r.valid_count.tolist(),
+        "epe_mean_mm": _json(r.epe_mean_per_keypoint, 1000.0),
+        "epe_median_mm": _json(r.epe_median_per_keypoint, 1000.0),
+        "auc_20_50": _json(r20.auc_per_keypoint),
+    }
+    if errors.shape[1] == kp.NUM_KEYPOINTS:
+        per_kp["names"] = list(kp.CANONICAL_NAMES)
+    return {
+        "samples_used": int(np.any(valid, axis=1).sum()),
+        "epe_mean_mm": _json(r.epe_mean, 1000.0),
+        "epe_median_mm": _json(r.epe_median, 1000.0),
+        "epe_mean_pooled_mm": _json(r.epe_mean_pooled, 1000.0),
+        "epe_median_pooled_mm": _json(r.epe_median_pooled, 1000.0),
+        "auc_20_50": r20.auc,
+        "auc_0_50": r.auc,
+        "auc_0_50_100steps": fine.auc,
+        "auc_20_50_grids": metrics.auc_grids(errors, valid),
+        "excluded_keypoints": list(r.excluded_keypoints),
+        "pck_curve": {"thresholds_mm": CURVE_MM.tolist(), "pck": _json(curve.pck)},
+        "per_keypoint": per_kp,
+    }
+
+
+def _f_scores(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, desc: str) -> np.ndarray:
+    """[N, 2] F@5mm, F@15mm per sample over the valid points (NaN where none)."""
+    out = np.full((len(gt), len(metrics.FSCORE_THRESHOLDS)), np.nan)
+    for n in tqdm(range(len(gt)), desc=desc, unit="sample", leave=False):
+        if np.any(valid[n]):
+            p, g = pred[n][valid[n]], gt[n][valid[n]]
+            out[n] = [s.f for s in metrics.f_score_thresholds(p, g, metrics.FSCORE_THRESHOLDS)]
+    return out
+
+
+def _f_summary(scores: np.ndarray) -> dict:
+    names = [f"{round(t * 1000)}mm" for t in metrics.FSCORE_THRESHOLDS]
+    return {k: float(np.nanmean(scores[:, i])) for i, k in enumerate(names)}
+
+
+def _alignment_blocks(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray):
+    """Metrics under every alignment the labels allow: (blocks, skipped, per-sample arrays)."""
+    blocks, skipped, per_sample = {}, {}, {}
+    for name in ALIGNMENTS:
+        usable = _usable(name, valid, gt)
+        if not np.any(usable):
+            skipped[name] = "no sample has the labels this alignment needs"
+            continue
+        v = valid & usable[:, None]
+        # Unlabelled entries may hold anything (NaN, sentinels): zero them before aligning.
+        p3, g3 = (np.where(v[..., None], x, 0.0) for x in (pred, gt))
+        aligned = _align(name, p3, g3, v)
+        errors = np.where(v, np.linalg.norm(aligned - g3, axis=-1), np.nan)
+        blocks[name] = _block(np.nan_to_num(errors), v)
+        blocks[name]["samples_excluded"] = int((~usable).sum())
+        per_sample[f"errors_{name}"] = errors
+        if name == "procrustes":
+            f = _f_scores(aligned, g3, v, "F-scores (keypoints)")
+            blocks[name]["f_score_keypoints"] = _f_summary(f)
+            per_sample["f_score_keypoints"] = f
+    return blocks, skipped, per_sample
+
+
+def _check_shapes(pred: KeypointSet, gt: KeypointSet) -> None:
+    for key in ("keypoints_3d", "verts", "keypoints_2d"):
+        p, g = getattr(pred, key), getattr(gt, key)
+        if p is not None and g is not None and p.shape != g.shape:
+            raise ValueError(f"{key}: predictions {p.shape} vs ground truth {g.shape}: must match")
+
+
+def compute_metrics(pred: KeypointSet, gt: KeypointSet, *, dataset: str) -> tuple[dict, dict]:
+    """Compute every applicable alignment's metrics (mm) and the per-sample arrays (metres).
+
+    Args:
+      pred: predictions, already in the ground truth's sample order.
+      gt: ground truth.
+      dataset: dataset name; picks the primary alignment.
+
+    Returns:
+      (metrics dict for metrics.json, per-sample arrays for per_sample.npz).
+    """
+    _check_shapes(pred, gt)
+    blocks, skipped, per_sample = _alignment_blocks(
+        pred.keypoints_3d, gt.keypoints_3d, gt.keypoint_valid
+    )
+    primary, notes = PRIMARY_ALIGNMENT.get(dataset, DEFAULT_ALIGNMENT), []
+    if primary not in blocks:
+        fallback = next(
+            a for a in ("root_scale", "root", "centroid", "procrustes", "none") if a in blocks
+        )
+        notes.append(
+            f"primary alignment {primary!r} not computable ({skipped[primary]}); used {fallback!r}"
+        )
+        primary = fallback
+    keys = ("auc_20_50", "auc_0_50", "epe_mean_mm", "epe_median_mm", "pck_curve")
+    body = {
+        "primary": {"alignment": primary, **{k: blocks[primary][k] for k in keys}},
+        "alignments": blocks,
+        "skipped_alignments": skipped,
+        "notes": notes,
+    }
+    if pred.verts is not None and gt.verts is not None:
+        body["mesh"] = _verts_metrics(pred.verts, gt.verts, per_sample)
+    if pred.keypoints_2d is not None and gt.keypoints_2d is not None:
+        r2 = metrics.keypoint_metrics(
+            pred.keypoints_2d, gt.keypoints_2d, gt.keypoint_valid, lo=0, hi=30, steps=20
+        )
+        body["keypoints_2d"] = {
+            "epe_mean_px": r2.epe_mean,
+            "epe_median_px": r2.epe_median,
+            "auc_0_30px": r2.auc,
+        }
+    return body, per_sample
+
+
+def _verts_metrics(pred_v: np.ndarray, gt_v: np.ndarray, per_sample: dict) -> dict:
+    """FreiHAND mesh metrics: Procrustes-aligned vertex error and F-scores (aligned, raw)."""
+    aligned = metrics.align_procrustes(pred_v, gt_v)
+    errors = np.linalg.norm(aligned - gt_v, axis=-1)
+    valid = np.ones(errors.shape, bool)
+    f_al = _f_scores(aligned, gt_v, valid, "F-scores (verts, aligned)")
+    f_raw = _f_scores(pred_v, gt_v, valid, "F-scores (verts)")
+    per_sample.update(f_score_verts=f_al, f_score_verts_unaligned=f_raw)
+    return {
+        "procrustes_epe_mean_mm": _json(errors.mean(), 1000.0),
+        "f_score": _f_summary(f_al),
+        "f_score_unaligned": _f_summary(f_raw),
+    }
+
+
+def _check_units(pred: KeypointSet, gt: KeypointSet) -> None:
+    """Warn when the predicted hands are far from the ground truth's size (units mix-up)."""
+
+    def extent(x):
+        x = np.where(gt.keypoint_valid[..., None], x, np.nan)
+        return float(np.nanmedian(np.nanmax(np.nanmax(x, 1) - np.nanmin(x, 1), -1)))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: samples without labels
+        ratio = extent(pred.keypoints_3d) / max(extent(gt.keypoints_3d), 1e-12)
+    if not 0.1 < ratio < 10:
+        logging.warning("predicted hands are %.3gx the ground truth's size: units (metres?)", ratio)
+
+
+def _checkpoint_predictor(checkpoint: str):
+    """Return the checkpoint-level predictor ``hand_jax.train.predict_split`` or raise."""
+    try:
+        from hand_jax.train import predict_split
+    except ImportError:
+        raise NotImplementedError(
+            f"--checkpoint={checkpoint}: running a model from a checkpoint is not available yet: "
+            "it needs hand_jax.train.predict_split(checkpoint, *, dataset, data_dir, split) -> "
+            "{'ids': [N], 'keypoints_3d': [N, 21, 3] metres} (the per-batch train.predict needs "
+            "a restored state); pass --predictions=preds.npz instead"
+        ) from None
+    return predict_split
+
+
+def _predict(predict, checkpoint: str, data_dir, dataset: str, split: str) -> KeypointSet:
+    out = predict(checkpoint, dataset=dataset, data_dir=data_dir, split=split)
+    kp3 = np.asarray(out["keypoints_3d"], np.float64)
+    return KeypointSet(np.asarray(out["ids"]).astype(str), kp3, np.ones(kp3.shape[:2], bool))
+
+
+def evaluate(
+    *,
+    out_dir: str | Path,
+    dataset: str,
+    predictions: str | Path | None = None,
+    ground_truth: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    split: str = "test",
+    checkpoint: str | None = None,
+    method: str = tables.OUR_METHOD,
+    variant: str = "default",
+    compare_with: Sequence[str | Path] = (),
+    overwrite: bool = False,
+) -> dict:
+    """Evaluate one run and write metrics.json, per_sample.npz, tables and plots into out_dir.
+
+    Args:
+      out_dir: output directory (refused if non-empty unless ``overwrite``).
+      dataset: dataset name: the table column and the primary alignment.
+      predictions: predictions npz (or ``checkpoint``).
+      ground_truth: ground-truth npz (or ``data_dir``).
+      data_dir: dataset root for ``hand_jax.data.load_split(dataset, data_dir, split)``.
+      split: dataset split.
+      checkpoint: a model checkpoint to run (needs ``hand_jax.train.predict_split``).
+      method, variant: row label of this run in the tables.
+      compare_with: other runs' metrics.json drawn and tabulated beside this one.
+      overwrite: allow a non-empty out_dir.
+
+    Returns:
+      The metrics dict written to metrics.json.
+    """
+    if (predictions is None) == (checkpoint is None):
+        raise ValueError("pass exactly one of --predictions and --checkpoint")
+    if (ground_truth is None) == (data_dir is None):
+        raise ValueError("pass exactly one of --ground_truth and --data_dir")
+    predict = _checkpoint_predictor(checkpoint) if checkpoint is not None else None
+    others = [tables.load_result(p) for p in compare_with]
+    out = prepare_out_dir(out_dir, overwrite=overwrite)
+    if ground_truth is not None:
+        gt = load_keypoint_npz(ground_truth, what="ground truth")
+    else:
+        gt = load_split_ground_truth(dataset, data_dir, split)
+    if predictions is not None:
+        pred = load_keypoint_npz(predictions, what="predictions")
+    else:
+        pred = _predict(predict, checkpoint, data_dir, dataset, split)
+    order = match_ids(pred.ids, gt.ids)
+    pred = KeypointSet(*(None if x is None else x[order] for x in pred))
+    _check_shapes(pred, gt)
+    _check_units(pred, gt)
+    body, per_sample = compute_metrics(pred, gt, dataset=dataset)
+    inputs = {
+        "predictions": str(predictions or checkpoint),
+        "ground_truth": str(ground_truth or data_dir),
+    }
+    result = {
+        "format": FORMAT,
+        "dataset": dataset,
+        "method": method,
+        "variant": variant,
+        "split": split,
+        "num_samples": len(gt.ids),
+        "inputs": inputs,
+        **body,
+    }
+    write_outputs(out, result, pred, gt, per_sample, others)
+    return result
+
+
+def write_outputs(
+    out: Path,
+    result: dict,
+    pred: KeypointSet,
+    gt: KeypointSet,
+    per_sample: dict,
+    others: Sequence[tables.ResultSummary] = (),
+) -> None:
+    """Write metrics.json, per_sample.npz, the comparison and ablation tables and the plots."""
+    (out / "metrics.json").write_text(json.dumps(result, indent=1))
+    extra = {k: getattr(pred, k) for k in ("verts", "keypoints_2d") if getattr(pred, k) is not None}
+    np.savez_compressed(
+        out / "per_sample.npz",
+        ids=gt.ids,
+        keypoints_3d=pred.keypoints_3d,
+        keypoints_3d_gt=gt.keypoints_3d,
+        keypoint_valid=gt.keypoint_valid,
+        **extra,
+        **per_sample,
+    )
+    results = [tables.load_result(out / "metrics.json"), *others]
+    tables.write_table(tables.comparison_table(results), out, "comparison")
+    tables.write_table(tables.ablation_table(results), out, "ablation")
+    plots.plot_results(results, out)

@@ -1,0 +1,58 @@
+"""Evaluate 3D hand keypoints on a benchmark: metrics.json, per-sample npz, tables, PCK plots.
+
+    python -m launch.evaluate --predictions=preds.npz --ground_truth=gt.npz --dataset=stb \
+        --out_dir=out/eval/stb
+    python -m launch.evaluate --predictions=preds.npz --dataset=rhd --data_dir=/data/RHD \
+        --split=test --out_dir=out/eval/rhd --variant=no_refine \
+        --compare_with=out/eval/rhd_full/metrics.json
+
+npz layouts and protocols: ``hand_jax/eval/evaluate.py`` and ``hand_jax/eval/metrics.py``.
+``--checkpoint`` (running a trained model) needs ``hand_jax.train.predict_split``.
+"""
+
+from absl import app, flags, logging
+
+from hand_jax.eval import evaluate
+
+_PREDICTIONS = flags.DEFINE_string(
+    "predictions", None, "npz with ids [N] and keypoints_3d [N, 21, 3] metres."
+)
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Model checkpoint to run instead.")
+_GROUND_TRUTH = flags.DEFINE_string(
+    "ground_truth", None, "npz with ids, keypoints_3d [N, 21, 3] metres, keypoint_valid [N, 21]."
+)
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset root: ground truth via load_split.")
+_DATASET = flags.DEFINE_string(
+    "dataset", None, "synthetic | rhd | stb | dexter_object | freihand (or a table label).",
+    required=True,
+)  # fmt: skip
+_SPLIT = flags.DEFINE_string("split", "test", "Dataset split (with --data_dir).")
+_OUT_DIR = flags.DEFINE_string("out_dir", None, "Output directory.", required=True)
+_METHOD = flags.DEFINE_string("method", "hand_jax", "Method name for the table rows.")
+_VARIANT = flags.DEFINE_string("variant", "default", "Configuration name for the table rows.")
+_COMPARE_WITH = flags.DEFINE_list(
+    "compare_with", [], "Other runs' metrics.json to tabulate and plot beside this one."
+)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Write into a non-empty out_dir.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    result = evaluate.evaluate(
+        out_dir=_OUT_DIR.value, dataset=_DATASET.value, predictions=_PREDICTIONS.value,
+        ground_truth=_GROUND_TRUTH.value, data_dir=_DATA_DIR.value, split=_SPLIT.value,
+        checkpoint=_CHECKPOINT.value, method=_METHOD.value, variant=_VARIANT.value,
+        compare_with=_COMPARE_WITH.value, overwrite=_OVERWRITE.value,
+    )  # fmt: skip
+    p = result["primary"]
+    logging.info("wrote %s", _OUT_DIR.value)
+    print(
+        f"{result['dataset']} ({result['num_samples']} samples, {p['alignment']}): "
+        f"AUC 20-50 mm {p['auc_20_50']:.3f}, EPE mean {p['epe_mean_mm']:.2f} mm, "
+        f"median {p['epe_median_mm']:.2f} mm -> {_OUT_DIR.value}"
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)
