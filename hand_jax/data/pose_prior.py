@@ -1,0 +1,171 @@
+"""A hand articulation prior with anatomical per-joint ranges, for synthetic data.
+
+Each of MANO's 15 articulated joints rotates about three axes built from the model's own rest
+pose (so the prior fits MANO and the default hand alike, whatever their frames):
+
+- flexion: ``normalize(d x n)`` with ``d`` the bone direction (joint -> child) and ``n`` the
+  palm normal (out of the palm); positive angles curl the finger towards the palm;
+- abduction: ``n``, signed so that positive angles move the finger towards the thumb;
+- twist: ``d``.
+
+The joint's axis-angle is ``flex * a_flex + abd * a_abd + twist * a_twist`` (small abduction and
+twist, so the mix is close to the composition). Ranges, degrees (flexion, abduction, twist):
+
+========  =====================  ============  ==========  ==========  ==========
+joint     flexion                abduction by finger (index, middle, ring, pinky)  twist
+========  =====================  ============  ==========  ==========  ==========
+MCP       -15 .. 85              -8 .. 18      -10 .. 10   -14 .. 8    -22 .. 8    -5 .. 5
+PIP       0 .. 100               0             0           0           0           -3 .. 3
+DIP       -5 .. 75, ~2/3 PIP     0             0           0           0           -3 .. 3
+========  =====================  ============  ==========  ==========  ==========
+
+Thumb: CMC flexion -15 .. 45, abduction -25 .. 30, twist -15 .. 15; MCP flexion -5 .. 55,
+abduction -8 .. 8, twist -5 .. 5; IP flexion -10 .. 80.
+
+Sampling: a curl level per finger in [0, 1] (with probability ``independent_prob`` drawn
+independently per finger, otherwise a shared grasp level plus noise, which gives open hands,
+fists and everything between), flexion interpolated in the ranges with noise; DIP coupled to
+PIP (DIP ~ 2/3 PIP, as tendons couple them); abduction shrinks as the finger curls
+(``(1 - 0.7 curl)``), which keeps curled fingers from crossing into each other. No explicit
+collision test is made: the ranges avoid the self-intersecting extremes.
+"""
+
+import numpy as np
+
+# MANO native joint ids of each finger's three joints (MCP/CMC, PIP/MCP, DIP/IP).
+FINGER_JOINTS = {
+    "index": (1, 2, 3),
+    "middle": (4, 5, 6),
+    "pinky": (7, 8, 9),
+    "ring": (10, 11, 12),
+    "thumb": (13, 14, 15),
+}
+# Fingertip order of HandModel.tip_ids.
+TIP_ORDER = ("thumb", "index", "middle", "ring", "pinky")
+FLEXION_DEG = {
+    "finger": ((-15.0, 85.0), (0.0, 100.0), (-5.0, 75.0)),
+    "thumb": ((-15.0, 45.0), (-5.0, 55.0), (-10.0, 80.0)),
+}
+ABDUCTION_DEG = {
+    "index": (-8.0, 18.0),
+    "middle": (-10.0, 10.0),
+    "ring": (-14.0, 8.0),
+    "pinky": (-22.0, 8.0),
+    "thumb": (-25.0, 30.0),
+}
+THUMB_MCP_ABDUCTION_DEG = (-8.0, 8.0)
+TWIST_DEG = {"finger": (5.0, 3.0, 3.0), "thumb": (15.0, 5.0, 0.0)}  # max |twist| per level
+DIP_PIP_RATIO = 2.0 / 3.0
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def joint_axes(
+    rest_joints: np.ndarray, tip_points: np.ndarray, *, side: str = "right"
+) -> np.ndarray:
+    """Build each articulated joint's (flexion, abduction, twist) axes from the rest pose.
+
+    Args:
+      rest_joints: [16, 3] rest-pose joints, MANO native order.
+      tip_points: [5, 3] rest-pose fingertips, order thumb, index, middle, ring, pinky.
+      side: ``right`` or ``left`` (the palm normal's orientation depends on it).
+
+    Returns:
+      [15, 3, 3] unit axes for joints 1..15: ``axes[j - 1, 0]`` flexion, ``1`` abduction,
+      ``2`` twist.
+    """
+    j = np.asarray(rest_joints, np.float64)
+    tips = dict(zip(TIP_ORDER, np.asarray(tip_points, np.float64), strict=True))
+    n = _unit(np.cross(j[1] - j[0], j[7] - j[0]))  # out of the palm for a right hand
+    if side == "left":
+        n = -n
+    towards_thumb = j[13] - j[4]
+    axes = np.zeros((15, 3, 3))
+    for finger, ids in FINGER_JOINTS.items():
+        chain = [j[i] for i in ids] + [tips[finger]]
+        for level, joint in enumerate(ids):
+            d = _unit(chain[level + 1] - chain[level])
+            flex = _unit(np.cross(d, n))
+            abd = _unit(n - np.dot(n, d) * d)
+            if np.dot(np.cross(abd, d), towards_thumb) < 0:
+                abd = -abd
+            axes[joint - 1] = (flex, abd, d)
+    return axes
+
+
+def _curls(rng: np.random.Generator, independent_prob: float) -> dict[str, float]:
+    if rng.uniform() < independent_prob:
+        return {f: rng.uniform() for f in FINGER_JOINTS}
+    grasp = rng.uniform()
+    return {f: float(np.clip(grasp + rng.normal(0.0, 0.2), 0.0, 1.0)) for f in FINGER_JOINTS}
+
+
+def _lerp_noisy(rng, lo_hi, t, noise=0.08):
+    lo, hi = lo_hi
+    return float(np.clip(lo + t * (hi - lo) + rng.normal(0.0, noise * (hi - lo)), lo, hi))
+
+
+def sample_angles(rng: np.random.Generator, *, independent_prob: float = 0.3) -> np.ndarray:
+    """Draw (flexion, abduction, twist) angles for the 15 articulated joints.
+
+    Args:
+      rng: numpy random generator.
+      independent_prob: probability that finger curls are drawn independently.
+
+    Returns:
+      [15, 3] radians, rows in MANO native order of joints 1..15; every value inside the
+      ranges of the module docstring.
+    """
+    curls = _curls(rng, independent_prob)
+    spread = rng.uniform(-1.0, 1.0)
+    angles = np.zeros((15, 3))
+    for finger, ids in FINGER_JOINTS.items():
+        kind = "thumb" if finger == "thumb" else "finger"
+        c = curls[finger]
+        flex = [_lerp_noisy(rng, FLEXION_DEG[kind][level], c) for level in range(3)]
+        if kind == "finger":
+            lo, hi = FLEXION_DEG["finger"][2]
+            flex[2] = float(np.clip(DIP_PIP_RATIO * flex[1] + rng.normal(0.0, 8.0), lo, hi))
+        lo, hi = ABDUCTION_DEG[finger]
+        u = np.clip(spread + rng.normal(0.0, 0.35), -1.0, 1.0) if kind == "finger" else None
+        u = rng.uniform(-1.0, 1.0) if u is None else u
+        abd0 = (lo + hi) / 2 + u * (hi - lo) / 2
+        abd = [abd0 * (1.0 - 0.7 * c) if kind == "finger" else abd0, 0.0, 0.0]
+        if kind == "thumb":
+            abd[1] = rng.uniform(*THUMB_MCP_ABDUCTION_DEG)
+        twist = [rng.uniform(-t, t) for t in TWIST_DEG[kind]]
+        for level, joint in enumerate(ids):
+            angles[joint - 1] = (flex[level], abd[level], twist[level])
+    return np.deg2rad(angles)
+
+
+def angles_to_pose(angles: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """Combine [15, 3] (flexion, abduction, twist) angles and [15, 3, 3] axes to [45] axis-angle."""
+    return np.einsum("jk,jkc->jc", angles, axes).reshape(45)
+
+
+def sample_pose(
+    rng: np.random.Generator, axes: np.ndarray, *, independent_prob: float = 0.3
+) -> np.ndarray:
+    """Draw a [45] articulation (axis-angle, radians, joints 1..15, relative to the flat hand)."""
+    return angles_to_pose(sample_angles(rng, independent_prob=independent_prob), axes)
+
+
+def uniform_rotation(rng: np.random.Generator) -> np.ndarray:
+    """Draw a rotation uniformly over SO(3) (Shoemake's method); returns [3] axis-angle."""
+    u1, u2, u3 = rng.uniform(size=3)
+    q = np.array(
+        [
+            np.sqrt(1 - u1) * np.sin(2 * np.pi * u2),
+            np.sqrt(1 - u1) * np.cos(2 * np.pi * u2),
+            np.sqrt(u1) * np.sin(2 * np.pi * u3),
+            np.sqrt(u1) * np.cos(2 * np.pi * u3),
+        ]
+    )  # (x, y, z, w)
+    if q[3] < 0:
+        q = -q
+    angle = 2 * np.arctan2(np.linalg.norm(q[:3]), q[3])
+    norm = np.linalg.norm(q[:3])
+    return q[:3] / norm * angle if norm > 1e-12 else np.zeros(3)
