@@ -347,3 +347,141 @@ def test_full_rebuild_from_the_wheel(hand, tmp_path):
     with np.load(out) as built:
         for key in hand:
             np.testing.assert_array_equal(built[key], hand[key], err_msg=key)
+
+
+# ---------------------------------------------------------------------------------------------
+# Posing through hand_jax.mano.
+
+
+@pytest.fixture(scope="module")
+def model():
+    from hand_jax import mano
+
+    return mano.load_model()
+
+
+@pytest.fixture(scope="module")
+def pose_hand(model):
+    """Jitted forward of the default hand: (pose [48], betas [S]) -> (verts, joints, keypoints)."""
+    import jax
+
+    from hand_jax import mano
+
+    fn = jax.jit(lambda p, b: mano.forward(model, p, b))
+    return lambda pose, betas=None: jax.tree.map(
+        np.asarray,
+        fn(
+            np.asarray(pose, np.float32),
+            np.zeros(model.shapedirs.shape[-1], np.float32) if betas is None else betas,
+        ),
+    )
+
+
+def _flexion_axes(joints, tips):
+    """Flexion axis per joint 1..15 ([15, 3]): MANO's convention for fingers, palmward thumb.
+
+    A finger joint bends about ``+y x d`` (d: its bone direction), curling towards the palm side
+    (-y). A thumb joint bends about ``d x m``, m pointing from the joint to the palm centre.
+    """
+    palm = joints[[0, 1, 4, 7, 10]].mean(0)
+    axes = np.zeros((15, 3))
+    for first, tip in ((1, 1), (4, 2), (7, 4), (10, 3), (13, 0)):
+        chain = np.concatenate([joints[first : first + 3], tips[tip][None]])
+        for k in range(3):
+            d = chain[k + 1] - chain[k]
+            axis = np.cross(d, palm - chain[k]) if first == 13 else np.cross([0, 1, 0], d)
+            axes[first - 1 + k] = axis / np.linalg.norm(axis)
+    return axes
+
+
+def _pose_from(axes, degrees, joints_to_bend):
+    pose = np.zeros(48)
+    for j in joints_to_bend:
+        pose[3 * j : 3 * j + 3] = np.deg2rad(degrees) * axes[j - 1]
+    return pose
+
+
+def test_load_model_gives_the_default_hand(model, hand):
+    np.testing.assert_array_equal(np.asarray(model.v_template), hand["v_template"])
+    np.testing.assert_array_equal(np.asarray(model.faces), hand["faces"])
+    assert model.tip_ids == tuple(hand["tip_ids"].tolist()) and model.side == "right"
+    assert model.parents == keypoints.MANO_PARENTS
+
+
+def test_zero_pose_returns_the_template(pose_hand, hand):
+    out = pose_hand(np.zeros(48))
+    v = hand["v_template"]
+    np.testing.assert_allclose(out.verts, v, atol=1e-6)
+    np.testing.assert_allclose(out.joints, hand["J_regressor"] @ v, atol=1e-6)
+    np.testing.assert_allclose(out.keypoints[list(keypoints.CANONICAL_TIPS)], v[hand["tip_ids"]])
+
+
+@pytest.mark.parametrize("finger", keypoints.TIP_FINGERS)
+def test_sixty_degree_flexion_brings_the_tip_to_the_palm(pose_hand, hand, finger):
+    rest = pose_hand(np.zeros(48))
+    tips = rest.verts[hand["tip_ids"]]
+    axes = _flexion_axes(rest.joints, tips)
+    first = keypoints.MANO_JOINT_NAMES.index(f"{finger}1")
+    bent = pose_hand(_pose_from(axes, 60.0, range(first, first + 3)))
+    palm = rest.joints[[0, 1, 4, 7, 10]].mean(0)
+    k = keypoints.TIP_FINGERS.index(finger)
+    before = np.linalg.norm(tips[k] - palm)
+    after = np.linalg.norm(bent.verts[hand["tip_ids"][k]] - palm)
+    assert after < 0.75 * before, (finger, before, after)
+    if finger != "thumb":
+        # Curled in front of the palm (-y side of its MCP joint), not behind the hand.
+        assert bent.verts[hand["tip_ids"][k], 1] < rest.joints[first, 1] - 0.01
+    # Only that finger moved.
+    others = [i for i in range(5) if i != k]
+    np.testing.assert_allclose(bent.verts[hand["tip_ids"][others]], tips[others], atol=1e-6)
+
+
+def test_relaxed_mean_lies_between_flat_and_fist(pose_hand, hand):
+    rest = pose_hand(np.zeros(48))
+    axes = _flexion_axes(rest.joints, rest.verts[hand["tip_ids"]])
+    palm = rest.joints[[0, 1, 4, 7, 10]].mean(0)
+    fist = pose_hand(_pose_from(axes, 60.0, range(1, 16)))
+    mean = pose_hand(np.concatenate([np.zeros(3), hand["hands_mean"]]))
+    dist = [np.linalg.norm(o.verts[hand["tip_ids"]] - palm, axis=1) for o in (rest, mean, fist)]
+    assert np.all(dist[0] > dist[1]) and np.all(dist[1] > dist[2])
+
+
+def test_positive_z_rotation_flexes_the_fingers_as_in_mano(pose_hand, hand):
+    pose = np.zeros(48)
+    for j in range(1, 13):  # index, middle, pinky, ring
+        pose[3 * j + 2] = np.deg2rad(30.0)
+    bent = pose_hand(pose)
+    rest_tips = hand["v_template"][hand["tip_ids"][1:]]
+    assert np.all(bent.verts[hand["tip_ids"][1:], 1] < rest_tips[:, 1] - 0.02)
+
+
+def test_finger_length_beta_lengthens_the_middle_finger(pose_hand):
+    s = mpfb.SHAPE_NAMES.index("finger_length")
+    lengths = []
+    for b in np.linspace(-3.0, 3.0, 7):
+        betas = np.zeros(len(mpfb.SHAPE_NAMES), np.float32)
+        betas[s] = b
+        kp = pose_hand(np.zeros(48), betas).keypoints
+        lengths.append(np.linalg.norm(kp[12] - kp[0]))
+    assert np.all(np.diff(lengths) > 0.002), lengths
+    assert 0.16 <= lengths[3] <= 0.21  # betas = 0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_random_shapes_keep_the_wrist_at_the_origin(pose_hand, seed):
+    betas = np.random.default_rng(seed).normal(size=len(mpfb.SHAPE_NAMES)).astype(np.float32)
+    out = pose_hand(np.zeros(48), betas)
+    assert np.linalg.norm(out.joints[0]) < 3e-3
+    assert 0.13 < np.linalg.norm(out.keypoints[12] - out.keypoints[0]) < 0.23
+
+
+def test_mirrored_left_hand_stays_outward(hand):
+    from hand_jax import mano
+
+    left = mano.load_model(side="left")
+    v = np.asarray(left.v_template, np.float64)
+    np.testing.assert_allclose(v, hand["v_template"] * [-1, 1, 1])
+    tri = v[np.asarray(left.faces)]
+    und, counts = _boundary(np.asarray(left.faces))
+    p = tri - v[np.unique(und[counts == 1])].mean(0)
+    assert np.einsum("fi,fi->f", p[:, 0], np.cross(p[:, 1], p[:, 2])).sum() > 0
