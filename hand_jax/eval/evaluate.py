@@ -20,7 +20,6 @@ reusable as ``--predictions``, plus per-keypoint errors), ``comparison.{md,csv}`
 
 import json
 import logging
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -126,22 +125,16 @@ def load_split_ground_truth(name: str, data_dir: str | Path, split: str) -> Keyp
             f"which is not available in this checkout ({e}); pass --ground_truth=gt.npz instead"
         ) from e
     samples = load_split(name, data_dir, split)
-    ids, kp3, valid, kp2 = [], [], [], []
+    fields = {"id": [], "keypoints_3d": [], "keypoint_valid": [], "keypoints_2d": []}
     for i in tqdm(range(len(samples)), desc=f"reading {name}/{split}", unit="sample"):
-        s = samples[i]
-        ids.append(str(s["id"]))
-        kp3.append(s["keypoints_3d"])
-        valid.append(s["keypoint_valid"])
-        kp2.append(s["keypoints_2d"])
-    if not ids:
+        sample = samples[i]  # read one at a time: only the labels are kept, not the images
+        for key, values in fields.items():
+            values.append(sample[key])
+    if not fields["id"]:
         raise ValueError(f"--data_dir={data_dir}: split {split!r} of {name!r} has no samples")
-    arrays = [np.asarray(x) for x in (kp3, valid, kp2)]
-    return KeypointSet(
-        np.asarray(ids),
-        arrays[0].astype(np.float64),
-        arrays[1].astype(bool),
-        keypoints_2d=arrays[2].astype(np.float64),
-    )
+    kp3, kp2 = (np.asarray(fields[k], np.float64) for k in ("keypoints_3d", "keypoints_2d"))
+    valid = np.asarray(fields["keypoint_valid"], bool)
+    return KeypointSet(np.asarray(fields["id"]).astype(str), kp3, valid, keypoints_2d=kp2)
 
 
 def match_ids(pred_ids: np.ndarray, gt_ids: np.ndarray) -> np.ndarray:
@@ -172,16 +165,13 @@ def _usable(alignment: str, valid: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return usable
 
 
-def _align(alignment: str, pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    if alignment == "none":
-        return pred
-    if alignment == "root":
-        return metrics.align_root(pred, gt, ROOT)
-    if alignment == "root_scale":
-        return metrics.align_root_scale(pred, gt, ROOT, metrics.REF_BONE)
-    if alignment == "centroid":
-        return metrics.align_centroid(pred, gt, valid)
-    return metrics.align_procrustes(pred, gt, valid)
+_ALIGN = {
+    "none": lambda p, g, v: p,
+    "root": lambda p, g, v: metrics.align_root(p, g, ROOT),
+    "root_scale": lambda p, g, v: metrics.align_root_scale(p, g, ROOT, metrics.REF_BONE),
+    "centroid": metrics.align_centroid,
+    "procrustes": metrics.align_procrustes,
+}
 
 
 def _json(x, scale=1.0):
@@ -251,7 +241,7 @@ def _alignment_blocks(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray):
         v = valid & usable[:, None]
         # Unlabelled entries may hold anything (NaN, sentinels): zero them before aligning.
         p3, g3 = (np.where(v[..., None], x, 0.0) for x in (pred, gt))
-        aligned = _align(name, p3, g3, v)
+        aligned = _ALIGN[name](p3, g3, v)
         errors = np.where(v, np.linalg.norm(aligned - g3, axis=-1), np.nan)
         blocks[name] = _block(np.nan_to_num(errors), v)
         blocks[name]["samples_excluded"] = int((~usable).sum())
@@ -295,8 +285,12 @@ def compute_metrics(pred: KeypointSet, gt: KeypointSet, *, dataset: str) -> tupl
         )
         primary = fallback
     keys = ("auc_20_50", "auc_0_50", "epe_mean_mm", "epe_median_mm", "pck_curve")
+    protocol = {"root": ROOT, "ref_bone": list(metrics.REF_BONE), "pck": "error <= threshold",
+                "auc_20_50": "np.linspace(20, 50, 20) mm", "auc_0_50": "np.linspace(0, 50, 20) mm",
+                "epe": "mean over keypoints of per-keypoint mean/median (hand3d)"}  # fmt: skip
     body = {
         "primary": {"alignment": primary, **{k: blocks[primary][k] for k in keys}},
+        "protocol": protocol,
         "alignments": blocks,
         "skipped_alignments": skipped,
         "notes": notes,
@@ -332,16 +326,12 @@ def _verts_metrics(pred_v: np.ndarray, gt_v: np.ndarray, per_sample: dict) -> di
 
 def _check_units(pred: KeypointSet, gt: KeypointSet) -> None:
     """Warn when the predicted hands are far from the ground truth's size (units mix-up)."""
-
-    def extent(x):
-        x = np.where(gt.keypoint_valid[..., None], x, np.nan)
-        return float(np.nanmedian(np.nanmax(np.nanmax(x, 1) - np.nanmin(x, 1), -1)))
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: samples without labels
-        ratio = extent(pred.keypoints_3d) / max(extent(gt.keypoints_3d), 1e-12)
-    if not 0.1 < ratio < 10:
-        logging.warning("predicted hands are %.3gx the ground truth's size: units (metres?)", ratio)
+    v = gt.keypoint_valid
+    size = [np.median([np.ptp(x[n][v[n]], axis=0).max() for n in range(len(v)) if v[n].any()])
+            for x in (pred.keypoints_3d, gt.keypoints_3d)]  # fmt: skip
+    if not 0.1 < size[0] / max(size[1], 1e-12) < 10:
+        logging.warning("predicted hands are %.3gx the ground truth's size: units (metres?)",
+                        size[0] / max(size[1], 1e-12))  # fmt: skip
 
 
 def _checkpoint_predictor(checkpoint: str):
@@ -419,16 +409,8 @@ def evaluate(
         "predictions": str(predictions or checkpoint),
         "ground_truth": str(ground_truth or data_dir),
     }
-    result = {
-        "format": FORMAT,
-        "dataset": dataset,
-        "method": method,
-        "variant": variant,
-        "split": split,
-        "num_samples": len(gt.ids),
-        "inputs": inputs,
-        **body,
-    }
+    result = {"format": FORMAT, "dataset": dataset, "method": method, "variant": variant,
+              "split": split, "num_samples": len(gt.ids), "inputs": inputs, **body}  # fmt: skip
     write_outputs(out, result, pred, gt, per_sample, others)
     return result
 
@@ -444,15 +426,9 @@ def write_outputs(
     """Write metrics.json, per_sample.npz, the comparison and ablation tables and the plots."""
     (out / "metrics.json").write_text(json.dumps(result, indent=1))
     extra = {k: getattr(pred, k) for k in ("verts", "keypoints_2d") if getattr(pred, k) is not None}
-    np.savez_compressed(
-        out / "per_sample.npz",
-        ids=gt.ids,
-        keypoints_3d=pred.keypoints_3d,
-        keypoints_3d_gt=gt.keypoints_3d,
-        keypoint_valid=gt.keypoint_valid,
-        **extra,
-        **per_sample,
-    )
+    np.savez_compressed(out / "per_sample.npz", ids=gt.ids, keypoints_3d=pred.keypoints_3d,
+                        keypoints_3d_gt=gt.keypoints_3d, keypoint_valid=gt.keypoint_valid,
+                        **extra, **per_sample)  # fmt: skip
     results = [tables.load_result(out / "metrics.json"), *others]
     tables.write_table(tables.comparison_table(results), out, "comparison")
     tables.write_table(tables.ablation_table(results), out, "ablation")
