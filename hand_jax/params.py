@@ -1,0 +1,148 @@
+"""Hand parameters h (the paper's fE3D output) and their projection into a crop.
+
+``HandParams`` is what the network regresses and what test-time refinement optimises:
+
+- ``global_rot``: [4] quaternion ``(w, x, y, z)`` (any non-zero scale) or [6] 6D rotation (the
+  first two columns of the matrix). The representation is chosen by the trailing size.
+- ``pose``: [45] articulation, axis-angle per finger joint (15 x 3, MANO native joint order),
+  radians, relative to the flat hand (the relaxed hand is ``model.hands_mean``). A trailing size
+  below 45 means PCA coefficients over ``model.hands_components`` added to ``hands_mean``.
+- ``betas``: [S] shape coefficients.
+- ``cam``: [3] weak-perspective camera ``(s, tx, ty)`` in normalised crop coordinates
+  (``hand_jax.camera``): ``x_ndc = s * (X + tx)``, ``y_ndc = s * (Y + ty)``.
+
+Frames: the posed hand is rotated by ``global_rot`` about the wrist and expressed relative to the
+wrist keypoint (canonical keypoint 0), in metres, in a camera-aligned frame (OpenCV axes: +x
+right, +y down in the image, +z away from the camera). Weak perspective ignores depth, so ``kp3d``
+is root-relative and ``kp2d`` is in crop pixels (pixel centres at integer + 0.5).
+"""
+
+from typing import NamedTuple
+
+import chex
+import jax.numpy as jnp
+
+from hand_jax import camera, mano
+from hand_jax.geometry import rotations
+
+NUM_ARTICULATION = 45
+
+
+class HandParams(NamedTuple):
+    """Hand parameters for one example (leading [B] when batched); see the module docstring."""
+
+    global_rot: chex.Array
+    pose: chex.Array
+    betas: chex.Array
+    cam: chex.Array
+
+
+def global_rotation_matrix(global_rot):
+    """Return the [3, 3] rotation matrix of a [4] quaternion or [6] 6D global rotation."""
+    size = global_rot.shape[-1]
+    if size == 4:
+        return rotations.quaternion_to_matrix(global_rot)
+    if size == 6:
+        return rotations.rotation_6d_to_matrix(global_rot)
+    raise ValueError(
+        f"global_rot: expected a [4] quaternion or a [6] 6D rotation, got shape {global_rot.shape}"
+    )
+
+
+def articulation(model: mano.HandModel, pose):
+    """Return the [45] axis-angle articulation for a [45] pose or [C] PCA coefficients."""
+    size = pose.shape[-1]
+    if size == NUM_ARTICULATION:
+        return pose
+    if 0 < size < NUM_ARTICULATION:
+        return mano.pca_to_pose(model, pose, flat_hand_mean=False)
+    raise ValueError(f"pose: expected [45] axis-angle or [C<45] PCA coefficients, got {pose.shape}")
+
+
+def hand_forward_3d(model: mano.HandModel, params: HandParams):
+    """Pose the hand and return root-relative vertices and keypoints in the camera-aligned frame.
+
+    Args:
+      model: the hand model.
+      params: ``HandParams`` of one example.
+
+    Returns:
+      verts: [V, 3] metres, relative to the wrist keypoint.
+      kp3d: [21, 3] metres, canonical order, relative to the wrist keypoint.
+    """
+    chex.assert_rank([params.global_rot, params.pose, params.betas, params.cam], 1)
+    chex.assert_shape(params.cam, (3,))
+    global_mat = global_rotation_matrix(params.global_rot)
+    art = articulation(model, params.pose)
+    joint_mats = rotations.axis_angle_to_matrix(art.reshape(15, 3))
+    rotmats = jnp.concatenate([global_mat[None], joint_mats], axis=0)
+    out = mano.forward_rotmats(model, rotmats, params.betas)
+    root = out.keypoints[0]
+    return out.verts - root, out.keypoints - root
+
+
+def hand_forward(model: mano.HandModel, params: HandParams, *, image_size):
+    """Pose the hand and project it into the crop with the weak-perspective camera.
+
+    Args:
+      model: the hand model.
+      params: ``HandParams`` of one example.
+      image_size: crop size, an int or ``(H, W)`` (static).
+
+    Returns:
+      verts: [V, 3] metres, root-relative, camera-aligned frame.
+      kp3d: [21, 3] metres, root-relative, canonical order.
+      kp2d: [21, 2] crop pixels (u, v).
+    """
+    verts, kp3d = hand_forward_3d(model, params)
+    kp2d = camera.project_weak_perspective(kp3d, params.cam, image_size=image_size)
+    return verts, kp3d, kp2d
+
+
+def project_verts(verts, cam, *, image_size):
+    """Project [V, 3] root-relative vertices to [V, 2] crop pixels for the soft silhouette.
+
+    Depth is dropped: weak perspective has no near plane, and the silhouette needs no depth.
+    """
+    return camera.project_weak_perspective(verts, cam, image_size=image_size)
+
+
+def identity_rotation(kind: str = "quaternion", dtype=jnp.float32):
+    """Return the identity global rotation as a [4] quaternion or a [6] 6D vector."""
+    if kind == "quaternion":
+        return jnp.array([1.0, 0.0, 0.0, 0.0], dtype)
+    if kind == "6d":
+        return jnp.array([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], dtype)
+    raise ValueError(f"kind: expected 'quaternion' or '6d', got {kind!r}")
+
+
+def default_params(
+    model: mano.HandModel, *, rotation: str = "quaternion", fill: float = 0.8
+) -> HandParams:
+    """Return a neutral hand (relaxed articulation, mean shape) framed in the crop.
+
+    The weak-perspective camera centres the rest hand's keypoint bounding box in the crop and
+    scales it so that its larger side spans ``fill`` of the crop.
+
+    Args:
+      model: the hand model.
+      rotation: ``"quaternion"`` or ``"6d"``, the representation of ``global_rot``.
+      fill: fraction of the crop (0, 1] the hand spans.
+
+    Returns:
+      ``HandParams`` of one example.
+    """
+    dtype = model.v_template.dtype
+    num_betas = model.shapedirs.shape[-1]
+    params = HandParams(
+        global_rot=identity_rotation(rotation, dtype),
+        pose=jnp.asarray(model.hands_mean, dtype),
+        betas=jnp.zeros((num_betas,), dtype),
+        cam=jnp.array([1.0, 0.0, 0.0], dtype),
+    )
+    verts, _ = hand_forward_3d(model, params)
+    lo, hi = jnp.min(verts[:, :2], axis=0), jnp.max(verts[:, :2], axis=0)
+    scale = 2.0 * fill / jnp.max(hi - lo)
+    centre = 0.5 * (lo + hi)
+    cam = jnp.concatenate([scale[None], -centre]).astype(dtype)
+    return params._replace(cam=cam)

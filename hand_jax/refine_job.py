@@ -1,0 +1,131 @@
+"""Batch refinement job: read evidence, refine in fixed-size batches, write results.
+
+Outputs in ``out_dir``: ``refined.npz`` (ids, initial/final/best ``HandParams``, final energies,
+per-step energies [N, T]), ``meshes/<id>.obj`` (best iterate, root-relative metres),
+``overlays/<id>.png`` (evidence | initial | refined) and ``animations/<id>.gif`` for the first few
+examples. Nothing in an existing non-empty ``out_dir`` is overwritten unless ``overwrite``.
+"""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm import tqdm
+
+from hand_jax import mano, mesh_io, refine, refine_io, refine_viz
+from hand_jax.params import default_params, hand_forward, project_verts
+
+
+def _prepare_out_dir(out_dir, overwrite):
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
+        raise FileExistsError(f"{out_dir}: not empty; pass --overwrite to write into it")
+    for sub in ("meshes", "overlays", "animations"):
+        os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
+
+
+def _pad(tree, size):
+    """Pad the leading axis of every leaf to ``size`` by repeating the last row."""
+
+    def pad(x):
+        extra = size - x.shape[0]
+        return jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)]) if extra else x
+
+    return jax.tree.map(pad, tree)
+
+
+def _silhouette_and_kp(model, params, image_size, sigma):
+    verts, _, kp2d = hand_forward(model, params, image_size=image_size)
+    alpha = refine.render.soft_silhouette(
+        project_verts(verts, params.cam, image_size=image_size),
+        model.faces,
+        image_size=(image_size, image_size),
+        sigma=sigma,
+    )
+    return verts, alpha, kp2d
+
+
+def _write_visuals(out_dir, model, i, name, data, outputs, image_size, sigma, trajectory):
+    evidence, init, images = data
+    view = jax.jit(lambda p: _silhouette_and_kp(model, p, image_size, sigma))
+    take = lambda tree: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
+    _, a0, k0 = view(take(init))
+    verts, a1, k1 = view(take(outputs.best_params))
+    mesh_io.write_obj(
+        os.path.join(out_dir, "meshes", f"{name}.obj"), verts, model.faces, overwrite=True
+    )
+    image = None if images is None else images[i]
+    mask = np.asarray(evidence.mask[i])
+    kp_ev = np.asarray(evidence.keypoints_2d[i])
+    refine_viz.save_overlay(
+        os.path.join(out_dir, "overlays", f"{name}.png"), image, mask, kp_ev,
+        (np.asarray(a0), np.asarray(k0)), (np.asarray(a1), np.asarray(k1)), title=f"{name}",
+    )  # fmt: skip
+    if trajectory is None:
+        return
+    steps = trajectory.cam.shape[1]
+    frames = []
+    for t in list(range(0, steps, max(1, steps // 20))) + [steps - 1]:
+        _, a, k = view(jax.tree.map(lambda x: x[i, t], trajectory))  # noqa: B023
+        frames.append((t + 1, float(outputs.losses[i, t]), np.asarray(a), np.asarray(k)))
+    refine_viz.save_animation(
+        os.path.join(out_dir, "animations", f"{name}.gif"), image, mask, kp_ev, frames
+    )
+
+
+def run(
+    *,
+    input_path: str,
+    out_dir: str,
+    model: mano.HandModel,
+    num_steps: int,
+    learning_rate: float,
+    weights: dict,
+    sigma: float,
+    batch_size: int,
+    num_animations: int = 2,
+    overwrite: bool = False,
+):
+    """Refine every example of an evidence file and write the outputs; return a summary dict."""
+    evidence, init, images, ids = refine_io.load_evidence(input_path)
+    n, image_size = evidence.keypoints_2d.shape[0], evidence.mask.shape[1]
+    if init is None:
+        init = refine_io.tile_params(default_params(model), n)
+    _prepare_out_dir(out_dir, overwrite)
+    refine_fn = refine.make_refine_fn(
+        model, num_steps=num_steps, image_size=image_size, optimizer=optax.adam(learning_rate),
+        sigma=sigma, weights=weights, return_trajectory=True,
+    )  # fmt: skip
+    results = []
+    for start in tqdm(range(0, n, batch_size), desc="refine", unit="batch"):
+        stop = min(start + batch_size, n)
+        chunk = jax.tree.map(lambda x: jnp.asarray(x[start:stop]), (init, evidence))  # noqa: B023
+        out, traj = refine_fn(*_pad(chunk, batch_size))
+        out, traj = jax.tree.map(lambda x: np.asarray(x[: stop - start]), (out, traj))  # noqa: B023
+        for j in range(stop - start):
+            name = str(ids[start + j])
+            data = (
+                jax.tree.map(lambda x: x[start:stop], (evidence, init))
+                + (  # noqa: B023
+                    None if images is None else images[start:stop],
+                )
+            )
+            keep = traj if start + j < num_animations else None
+            _write_visuals(out_dir, model, j, name, data, out, image_size, sigma, keep)
+        results.append(out)
+    merged = jax.tree.map(lambda *xs: np.concatenate(xs), *results)
+    arrays = {"ids": np.asarray(ids), "losses": merged.losses, "best_loss": merged.best_loss}
+    for prefix, p in (("init", init), ("final", merged.params), ("best", merged.best_params)):
+        arrays.update({f"{prefix}_{k}": np.asarray(v) for k, v in p._asdict().items()})
+    np.savez_compressed(os.path.join(out_dir, "refined.npz"), **arrays)
+    summary = {
+        "num_examples": int(n),
+        "num_steps": num_steps,
+        "mean_initial_energy": float(np.mean(merged.losses[:, 0])),
+        "mean_best_energy": float(np.mean(merged.best_loss)),
+    }
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
