@@ -36,6 +36,11 @@ def _pad(tree, size):
     return jax.tree.map(pad, tree)
 
 
+def _rows(tree, start, stop):
+    """Rows ``start:stop`` of every leaf, as numpy arrays."""
+    return jax.tree.map(lambda x: np.asarray(x[start:stop]), tree)
+
+
 def _silhouette_and_kp(model, params, image_size, sigma):
     verts, _, kp2d = hand_forward(model, params, image_size=image_size)
     alpha = refine.render.soft_silhouette(
@@ -101,18 +106,13 @@ def run(
     results = []
     for start in tqdm(range(0, n, batch_size), desc="refine", unit="batch"):
         stop = min(start + batch_size, n)
-        chunk = jax.tree.map(lambda x: jnp.asarray(x[start:stop]), (init, evidence))  # noqa: B023
-        out, traj = refine_fn(*_pad(chunk, batch_size))
-        out, traj = jax.tree.map(lambda x: np.asarray(x[: stop - start]), (out, traj))  # noqa: B023
+        chunk = _rows((init, evidence), start, stop)
+        out, traj = refine_fn(*_pad(jax.tree.map(jnp.asarray, chunk), batch_size))
+        out, traj = _rows((out, traj), 0, stop - start)
+        data = chunk[1], chunk[0], None if images is None else images[start:stop]
         for j in range(stop - start):
-            name = str(ids[start + j])
-            data = (
-                jax.tree.map(lambda x: x[start:stop], (evidence, init))
-                + (  # noqa: B023
-                    None if images is None else images[start:stop],
-                )
-            )
             keep = traj if start + j < num_animations else None
+            name = str(ids[start + j])
             _write_visuals(out_dir, model, j, name, data, out, image_size, sigma, keep)
         results.append(out)
     merged = jax.tree.map(lambda *xs: np.concatenate(xs), *results)
