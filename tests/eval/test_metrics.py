@@ -242,3 +242,15 @@ def test_f_score_closed_forms():
 def test_bad_input_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         metrics.keypoint_metrics(**kwargs)
+
+
+def test_bad_errors_input():
+    t = metrics.make_thresholds()
+    with pytest.raises(ValueError, match="errors: expected shape"):
+        metrics.keypoint_metrics_from_errors(np.zeros(3), thresholds=t)
+    with pytest.raises(ValueError, match="finite non-negative"):
+        metrics.keypoint_metrics_from_errors(np.array([[np.nan, 1.0]]), thresholds=t)
+    ok = metrics.keypoint_metrics_from_errors(
+        np.array([[np.nan, 0.0]]), [[False, True]], thresholds=t
+    )
+    assert ok.excluded_keypoints == (0,) and ok.auc == 1.0
