@@ -1,0 +1,121 @@
+"""Plain-numpy references for the renderers: loops over faces (and, in the scalar versions,
+over pixels), float64, no binning, no JAX.
+
+Conventions as in ``hand_jax.render``: pixels (x right, y down), pixel (i, j) centred at
+(i + 0.5, j + 0.5); D = sigmoid(sign * d2 / sigma); alpha = 1 - prod_f (1 - D).
+The silhouette's VJP is derived by hand (not by autodiff): with T = prod (1 - D),
+d alpha / d x_f = T * D_f for x_f = sign * d2_f / sigma, and for the closest point
+q = a + t (b - a) of the closest edge (t clamped to [0, 1]),
+d d2 / d a = -2 (1 - t) (p - q), d d2 / d b = -2 t (p - q).
+"""
+
+import numpy as np
+
+
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def _sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def pixel_centres(h: int, w: int):
+    """[H * W, 2] pixel centres (x, y), row-major."""
+    y, x = np.mgrid[0:h, 0:w]
+    return np.stack([x.ravel() + 0.5, y.ravel() + 0.5], axis=-1).astype(np.float64)
+
+
+def _segment(p, a, b):
+    """Squared distance from points p [P, 2] to segment ab, and clamped t [P]."""
+    e = b - a
+    len2 = e @ e
+    if len2 > 1e-12:
+        t = np.clip((p - a) @ e / len2, 0.0, 1.0)
+    else:
+        t = np.zeros(len(p))
+    q = a + t[:, None] * e
+    return np.sum((p - q) ** 2, axis=-1), t, q
+
+
+def face_terms(p, tri):
+    """For pixels p [P, 2] and one triangle tri [3, 2]: d2 [P], inside [P], edge k [P], t, q."""
+    d2s, ts, qs, cross = [], [], [], []
+    for k in range(3):
+        a, b = tri[k], tri[(k + 1) % 3]
+        d2, t, q = _segment(p, a, b)
+        d2s.append(d2)
+        ts.append(t)
+        qs.append(q)
+        e = b - a
+        cross.append(e[0] * (p[:, 1] - a[1]) - e[1] * (p[:, 0] - a[0]))
+    cross = np.stack(cross)
+    inside = np.all(cross > 0, axis=0) | np.all(cross < 0, axis=0)
+    d2s = np.stack(d2s)
+    k = np.argmin(d2s, axis=0)
+    rows = np.arange(len(p))
+    return d2s[k, rows], inside, k, np.stack(ts)[k, rows], np.stack(qs)[k, rows]
+
+
+def _valid_faces(verts, faces, near):
+    verts = np.asarray(verts, np.float64)
+    tri = verts[faces]
+    valid = np.all(np.isfinite(tri), axis=(1, 2))
+    if verts.shape[1] == 3 and near is not None:
+        valid &= np.all(tri[..., 2] > near, axis=-1)
+    return verts, valid
+
+
+def soft_silhouette(verts, faces, h, w, sigma, near=0.0):
+    """Alpha [H, W] of the SoftRas silhouette, every pixel against every face."""
+    verts, valid = _valid_faces(verts, faces, near)
+    p = pixel_centres(h, w)
+    log_t = np.zeros(len(p))
+    for f, face in enumerate(faces):
+        if not valid[f]:
+            continue
+        d2, inside, *_ = face_terms(p, verts[face, :2])
+        log_t -= _softplus(np.where(inside, d2, -d2) / sigma)
+    return (-np.expm1(log_t)).reshape(h, w)
+
+
+def soft_silhouette_vjp(verts, faces, h, w, sigma, cotangent, near=0.0):
+    """Gradient of sum(cotangent * alpha) w.r.t. verts [V, 2 or 3] (z gets 0), by hand."""
+    verts, valid = _valid_faces(verts, faces, near)
+    p = pixel_centres(h, w)
+    alpha = soft_silhouette(verts, faces, h, w, sigma, near).ravel()
+    trans = 1.0 - alpha
+    g = np.asarray(cotangent, np.float64).ravel()
+    grad = np.zeros_like(verts)
+    for f, face in enumerate(faces):
+        if not valid[f]:
+            continue
+        tri = verts[face, :2]
+        d2, inside, k, t, q = face_terms(p, tri)
+        sign = np.where(inside, 1.0, -1.0)
+        x = sign * d2 / sigma
+        g_d2 = g * trans * _sigmoid(x) * sign / sigma  # d alpha / d x = T * D
+        r = p - q
+        g_a = (g_d2 * -2.0 * (1.0 - t))[:, None] * r
+        g_b = (g_d2 * -2.0 * t)[:, None] * r
+        for kk in range(3):
+            sel = k == kk
+            grad[face[kk], :2] += g_a[sel].sum(0)
+            grad[face[(kk + 1) % 3], :2] += g_b[sel].sum(0)
+    return grad
+
+
+def soft_silhouette_scalar(verts, faces, h, w, sigma):
+    """The same silhouette with explicit loops over pixels and faces (tiny inputs only)."""
+    verts = np.asarray(verts, np.float64)
+    out = np.zeros((h, w))
+    for j in range(h):
+        for i in range(w):
+            pt = np.array([[i + 0.5, j + 0.5]])
+            trans = 1.0
+            for face in faces:
+                d2, inside, *_ = face_terms(pt, verts[face, :2])
+                x = (d2[0] if inside[0] else -d2[0]) / sigma
+                trans *= 1.0 - _sigmoid(x)
+            out[j, i] = 1.0 - trans
+    return out
