@@ -107,12 +107,19 @@ def project_verts(verts, cam, *, image_size):
     return camera.project_weak_perspective(verts, cam, image_size=image_size)
 
 
-def identity_rotation(kind: str = "quaternion", dtype=jnp.float32):
-    """Return the identity global rotation as a [4] quaternion or a [6] 6D vector."""
+# The model frame has fingers along -x, the palm facing -y and the thumb on +z (MANO's right-hand
+# convention). This rotation (120 degrees about (1, 1, 1)) shows the palm to the camera with the
+# fingers up: -x -> -y (image up), -y -> -z (towards the camera), +z -> +x (thumb to the right).
+FRONTAL_QUATERNION = (0.5, 0.5, 0.5, 0.5)
+
+
+def frontal_rotation(kind: str = "quaternion", dtype=jnp.float32):
+    """Return the palm-to-camera, fingers-up global rotation as [4] quaternion or [6] 6D."""
+    q = jnp.array(FRONTAL_QUATERNION, dtype)
     if kind == "quaternion":
-        return jnp.array([1.0, 0.0, 0.0, 0.0], dtype)
+        return q
     if kind == "6d":
-        return jnp.array([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], dtype)
+        return rotations.matrix_to_rotation_6d(rotations.quaternion_to_matrix(q))
     raise ValueError(f"kind: expected 'quaternion' or '6d', got {kind!r}")
 
 
@@ -121,8 +128,9 @@ def default_params(
 ) -> HandParams:
     """Return a neutral hand (relaxed articulation, mean shape) framed in the crop.
 
-    The weak-perspective camera centres the rest hand's keypoint bounding box in the crop and
-    scales it so that its larger side spans ``fill`` of the crop.
+    The hand shows its palm to the camera with the fingers up (``frontal_rotation``). The
+    weak-perspective camera centres the hand's vertex bounding box in the crop and scales it so
+    that its larger side spans ``fill`` of the crop.
 
     Args:
       model: the hand model.
@@ -135,7 +143,7 @@ def default_params(
     dtype = model.v_template.dtype
     num_betas = model.shapedirs.shape[-1]
     params = HandParams(
-        global_rot=identity_rotation(rotation, dtype),
+        global_rot=frontal_rotation(rotation, dtype),
         pose=jnp.asarray(model.hands_mean, dtype),
         betas=jnp.zeros((num_betas,), dtype),
         cam=jnp.array([1.0, 0.0, 0.0], dtype),

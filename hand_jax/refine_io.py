@@ -82,6 +82,14 @@ def tile_params(params: HandParams, num: int) -> HandParams:
     return jax.tree.map(lambda x: jnp.broadcast_to(x, (num, *x.shape)), params)
 
 
+def quaternion_multiply(q1, q2):
+    """Hamilton product ``q1 * q2`` of [..., 4] ``(w, x, y, z)`` quaternions (q2 applied first)."""
+    w1, v1 = q1[..., :1], q1[..., 1:]
+    w2, v2 = q2[..., :1], q2[..., 1:]
+    w = w1 * w2 - jnp.sum(v1 * v2, axis=-1, keepdims=True)
+    return jnp.concatenate([w, w1 * v2 + w2 * v1 + jnp.cross(v1, v2)], axis=-1)
+
+
 def _random_quaternion(key, num, max_angle):
     k_axis, k_angle = jax.random.split(key)
     axis = jax.random.normal(k_axis, (num, 3))
@@ -104,7 +112,7 @@ def synthetic_problems(
 ):
     """Draw ground-truth hands, their exact evidence, and perturbed initial estimates.
 
-    Ground truth: the default framing with a random global rotation (up to ``rot_range`` rad),
+    Ground truth: the default framing turned by a random rotation (up to ``rot_range`` rad),
     articulation ``hands_mean + N(0, (pose_std/2)^2)``, betas ``N(0, 0.5^2)``. The initial estimate
     adds articulation noise ``N(0, pose_std^2)``, betas noise ``N(0, betas_std^2)`` and a relative
     camera perturbation of ``cam_rel`` (scale and translation, in units of the hand's framing).
@@ -116,7 +124,9 @@ def synthetic_problems(
     keys = jax.random.split(key, 7)
     n_betas = base.betas.shape[0]
     gt = tile_params(base, num)._replace(
-        global_rot=_random_quaternion(keys[0], num, rot_range),
+        global_rot=quaternion_multiply(
+            _random_quaternion(keys[0], num, rot_range), base.global_rot
+        ),
         pose=base.pose + 0.5 * pose_std * jax.random.normal(keys[1], (num, 45)),
         betas=0.5 * jax.random.normal(keys[2], (num, n_betas)),
     )
