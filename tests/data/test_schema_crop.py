@@ -163,3 +163,17 @@ def test_mirror_pixel_content_matches_mirrored_keypoint():
     m = schema.mirror_sample(s)
     mu, mv = m["keypoints_2d"][0]
     assert m["image"][int(mv), int(mu), 0] == 255
+
+
+def test_crop_intrinsics_agrees_with_the_camera_module():
+    """The host-side numpy crop K is the same convention as hand_jax.camera's (jax) one."""
+    from hand_jax import camera
+
+    K = np.array([[500.0, 1.5, 320.0], [0.0, 510.0, 240.0], [0.0, 0.0, 1.0]])
+    box = (97.5, 41.25, 183.0)
+    want = np.asarray(camera.crop_intrinsics(K.astype(np.float32), np.array(box), out_size=128))
+    np.testing.assert_allclose(crop.crop_intrinsics(K, box, out_size=128), want, rtol=1e-5)
+    uv = np.array([[100.0, 50.0], [250.0, 200.0]], np.float32)
+    want_uv = np.asarray(camera.crop_points(uv, np.array(box, np.float32), out_size=128))
+    got_uv = crop.apply_affine(crop.box_matrix(box, out_size=128), uv)
+    np.testing.assert_allclose(got_uv, want_uv, rtol=1e-5)
