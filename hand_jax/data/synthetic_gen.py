@@ -1,0 +1,338 @@
+"""The synthetic hand generator: MANO (or the default hand) rendered by the hard renderer.
+
+For sample ``index`` of ``split`` every random draw comes from
+``numpy.random.default_rng([seed, SPLIT_CODES[split], index])``, in a fixed order, and the
+jitted MANO and render calls always run on fixed-size chunks; so a sample is the same whatever
+the shard size, the chunking or the process that makes it.
+
+A sample: articulation from ``pose_prior`` (anatomical per-joint ranges), betas ~ N(0,
+``betas_std``) clipped, a global rotation uniform over SO(3) (every view of the hand), a
+pinhole camera with a random field of view whose distance makes the hand span a random
+fraction of the image, the hand's centre offset from the image centre; a skin tone with a
+smooth variation and per-vertex noise, Lambertian shading under a random directional light
+(from the camera's side) plus a random ambient level; a procedural background (gradients,
+noise, random shapes) and, with probability ``occluder_prob``, shapes occluding part of the
+hand. Labels are exact: ``keypoints_2d`` is the projection of ``keypoints_3d`` with ``K``;
+``mask_full`` is the rendered hand, ``mask`` the hand minus the occluders.
+"""
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+from hand_jax import camera, mano
+from hand_jax.data import files, pose_prior, procedural, schema, synthetic
+from hand_jax.data.contact_sheet import save_contact_sheet
+from hand_jax.render.hard import render_hard, vertex_normals
+
+GENERATOR_VERSION = "1.0"
+SPLIT_CODES = {"train": 0, "test": 1, "val": 2}
+NEAR = 0.05  # metres: the closest any vertex may come to the camera
+CONTACT_SHEET = "contact_sheet.png"
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorConfig:
+    """Parameters of the synthetic distribution (all recorded in the manifest).
+
+    Attributes:
+      image_size: output side S, pixels.
+      fov_deg: (lo, hi) horizontal field of view, degrees.
+      fill: (lo, hi) fraction of the image side spanned by the hand's larger x/y extent.
+      max_offset: max |offset| of the hand's centre from the image centre, fraction of S.
+      betas_std, betas_clip: betas ~ N(0, std) clipped to +-clip.
+      independent_prob: pose prior: probability of independent finger curls.
+      ambient: (lo, hi) ambient light level; the directional light gets 1 - ambient.
+      vertex_noise: per-vertex skin colour noise (std, RGB in [0, 1]).
+      pixel_noise: max std of the additive image noise.
+      occluder_prob: probability that a sample has occluders.
+      max_occluders: most occluding shapes per sample.
+      visibility_tolerance: metres a keypoint may lie behind the rendered surface and still
+        count as visible (joints sit inside the skin).
+      supersample: antialiasing: s x s render samples per pixel.
+      chunk: samples per jitted MANO/render call (fixed, so results do not depend on it).
+    """
+
+    image_size: int = 128
+    fov_deg: tuple[float, float] = (35.0, 65.0)
+    fill: tuple[float, float] = (0.45, 0.85)
+    max_offset: float = 0.12
+    betas_std: float = 1.0
+    betas_clip: float = 2.5
+    independent_prob: float = 0.3
+    ambient: tuple[float, float] = (0.3, 0.65)
+    vertex_noise: float = 0.035
+    pixel_noise: float = 0.02
+    occluder_prob: float = 0.5
+    max_occluders: int = 2
+    visibility_tolerance: float = 0.025
+    supersample: int = 2
+    chunk: int = 8
+
+
+@dataclasses.dataclass
+class _Draw:
+    """The random draws of one sample made before rendering."""
+
+    rng: np.random.Generator
+    pose: np.ndarray  # [48]
+    betas: np.ndarray  # [B]
+    fov: float
+    fill: float
+    offset: np.ndarray  # [2] pixels
+    light: np.ndarray  # [3] unit, towards the light, camera frame
+    ambient: float
+
+
+def _draw(rng: np.random.Generator, axes, num_betas: int, cfg: GeneratorConfig) -> _Draw:
+    articulation = pose_prior.sample_pose(rng, axes, independent_prob=cfg.independent_prob)
+    pose = np.concatenate([pose_prior.uniform_rotation(rng), articulation])
+    betas = np.clip(rng.normal(0, cfg.betas_std, num_betas), -cfg.betas_clip, cfg.betas_clip)
+    fov = np.deg2rad(rng.uniform(*cfg.fov_deg))
+    fill = rng.uniform(*cfg.fill)
+    offset = rng.uniform(-cfg.max_offset, cfg.max_offset, 2) * cfg.image_size
+    light = rng.normal(size=3)
+    light[2] = -abs(light[2]) - 0.5  # from the camera's side (camera looks along +z)
+    light /= np.linalg.norm(light)
+    ambient = rng.uniform(*cfg.ambient)
+    return _Draw(rng, pose, betas, fov, fill, offset, light, ambient)
+
+
+def place_camera(verts: np.ndarray, d: _Draw, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Choose K and the hand's translation for one sample.
+
+    Args:
+      verts: [V, 3] posed vertices (global rotation applied, no translation), metres.
+      d: the sample's draws (field of view, fill, offset).
+      size: image side S.
+
+    Returns:
+      (K [3, 3], transl [3] metres) with the hand's bounding-box centre projecting to the
+      image centre plus ``d.offset`` and every vertex at depth >= ``NEAR``.
+    """
+    f = size / 2 / np.tan(d.fov / 2)
+    K = np.array([[f, 0, size / 2], [0, f, size / 2], [0, 0, 1.0]])
+    lo, hi = verts.min(axis=0), verts.max(axis=0)
+    centre, extent = (lo + hi) / 2, max(hi[0] - lo[0], hi[1] - lo[1])
+    z = max(f * extent / (d.fill * size), NEAR - (lo[2] - centre[2]))
+    transl = np.array([d.offset[0] * z / f, d.offset[1] * z / f, z]) - centre
+    return K, transl
+
+
+class Generator:
+    """Renders synthetic samples from a hand model, deterministically by (seed, split, index)."""
+
+    def __init__(self, model: mano.HandModel, config: GeneratorConfig, *, seed: int):
+        self.model = model
+        self.config = config
+        self.seed = int(seed)
+        rest = mano.forward(model, jnp.zeros(48), jnp.zeros(model.num_betas))
+        tips = np.asarray(rest.verts)[list(model.tip_ids)]
+        self.axes = pose_prior.joint_axes(np.asarray(rest.joints), tips, side=model.side)
+        self.faces = np.asarray(model.faces)
+        self._forward = jax.jit(jax.vmap(functools.partial(mano.forward, model)))
+        self._render = jax.jit(jax.vmap(self._render_one))
+
+    def _render_one(self, verts_cam, K, colours, light, ambient):
+        size = self.config.image_size
+        verts_px = camera.project_perspective(verts_cam, K, with_depth=True)
+        normals = vertex_normals(verts_cam, self.faces)
+        return render_hard(
+            verts_px, self.faces, colours, image_size=(size, size), vert_normals=normals,
+            light_dir=light, ambient=ambient, diffuse=1.0 - ambient, near=NEAR / 2,
+            supersample=self.config.supersample,
+        )  # fmt: skip
+
+    def rng(self, split: str, index: int) -> np.random.Generator:
+        """The random generator of one sample."""
+        return np.random.default_rng([self.seed, SPLIT_CODES[split], int(index)])
+
+    def _chunk(self, split: str, indices: Sequence[int]) -> list[dict]:
+        n, cfg = len(indices), self.config
+        padded = list(indices) + [indices[-1]] * (cfg.chunk - n)
+        draws = [_draw(self.rng(split, i), self.axes, self.model.num_betas, cfg) for i in padded]
+        posed = self._forward(
+            jnp.asarray(np.stack([d.pose for d in draws]), jnp.float32),
+            jnp.asarray(np.stack([d.betas for d in draws]), jnp.float32),
+        )
+        verts, keypoints = np.asarray(posed.verts), np.asarray(posed.keypoints)
+        cams = [place_camera(v, d, cfg.image_size) for v, d in zip(verts, draws, strict=True)]
+        colours = [
+            procedural.skin_colours(d.rng, v, vertex_noise=cfg.vertex_noise)
+            for v, d in zip(verts, draws, strict=True)
+        ]
+        rgb, mask, depth = (np.asarray(x) for x in self._render(
+            jnp.asarray(verts + np.stack([t for _, t in cams])[:, None], jnp.float32),
+            jnp.asarray(np.stack([k for k, _ in cams]), jnp.float32),
+            jnp.asarray(np.stack(colours)),
+            jnp.asarray(np.stack([d.light for d in draws]), jnp.float32),
+            jnp.asarray([d.ambient for d in draws], jnp.float32),
+        ))  # fmt: skip
+        return [
+            self._finish(
+                split, indices[k], draws[k], cams[k], keypoints[k], rgb[k], mask[k], depth[k]
+            )
+            for k in range(n)
+        ]
+
+    def _finish(self, split, index, d: _Draw, cam, keypoints, rgb, alpha, depth) -> dict:
+        cfg, size = self.config, self.config.image_size
+        K, transl = cam
+        rng = d.rng
+        full = alpha >= 0.5
+        # rgb is composited over black: add the background where the hand does not cover.
+        image = rgb + (1.0 - alpha[..., None]) * procedural.background(rng, size)
+        occluded = np.zeros_like(full)
+        if rng.uniform() < cfg.occluder_prob:
+            occluded, colours = procedural.occluders(rng, full, max_count=cfg.max_occluders)
+            image = np.where(occluded[..., None], colours, image)
+        image = image + rng.normal(0, rng.uniform(0, cfg.pixel_noise), image.shape)
+        kp3d = (keypoints.astype(np.float64) + transl).astype(np.float32)
+        kp2d = files.project(kp3d.astype(np.float64), K.astype(np.float32).astype(np.float64))
+        return schema.make_sample(
+            id=f"synthetic/{split}/{index:07d}",
+            image=np.clip(np.rint(image * 255), 0, 255),
+            mask=full & ~occluded,
+            mask_full=full,
+            keypoints_2d=kp2d,
+            keypoints_3d=kp3d,
+            keypoint_visible=self._visible(kp2d, kp3d, occluded, full, depth),
+            K=K,
+            mano_pose=d.pose,
+            mano_betas=d.betas,
+            mano_trans=transl,
+        )
+
+    def _visible(self, kp2d, kp3d, occluded, full, depth) -> np.ndarray:
+        size = self.config.image_size
+        cols, rows = np.floor(kp2d[:, 0]).astype(int), np.floor(kp2d[:, 1]).astype(int)
+        inside = (cols >= 0) & (cols < size) & (rows >= 0) & (rows < size)
+        c, r = np.clip(cols, 0, size - 1), np.clip(rows, 0, size - 1)
+        surface = np.where(full[r, c], depth[r, c], np.inf)
+        in_front = kp3d[:, 2] <= surface + self.config.visibility_tolerance
+        return inside & ~occluded[r, c] & in_front
+
+    def samples(self, split: str, indices: Sequence[int]) -> list[dict]:
+        """Render the samples ``indices`` of ``split`` (in chunks of ``config.chunk``)."""
+        if split not in SPLIT_CODES:
+            raise ValueError(f"unknown {split=}; expected one of {list(SPLIT_CODES)}")
+        indices = list(indices)
+        out = []
+        for start in range(0, len(indices), self.config.chunk):
+            out += self._chunk(split, indices[start : start + self.config.chunk])
+        return out
+
+
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def prepare_out_dir(out_dir: str, *, overwrite: bool) -> None:
+    """Create ``out_dir``; refuse a non-empty one unless ``overwrite``.
+
+    With ``overwrite`` only this format's files are removed (manifest, shards, contact sheet);
+    anything else in the directory is left alone.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    existing = os.listdir(out_dir)
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"{out_dir} is not empty ({len(existing)} entries, e.g. {sorted(existing)[0]!r}); "
+            "pass --overwrite to replace a synthetic dataset there, or choose another --out_dir"
+        )
+    for name in existing:
+        ours = name in (synthetic.MANIFEST, CONTACT_SHEET) or re.fullmatch(
+            r"\w+-\d{5}-of-\d{5}\.npz(\.tmp\.npz)?", name
+        )
+        if ours:
+            os.remove(os.path.join(out_dir, name))
+
+
+def generate_dataset(
+    out_dir: str,
+    *,
+    splits: dict[str, int],
+    seed: int,
+    config: GeneratorConfig = GeneratorConfig(),
+    model_path: str | None = None,
+    shard_size: int = 1000,
+    overwrite: bool = False,
+    sheet_count: int = 32,
+    progress: bool = True,
+) -> dict:
+    """Render a synthetic dataset to ``out_dir`` (format: ``hand_jax.data.synthetic``).
+
+    Args:
+      out_dir: output directory; must be empty or absent unless ``overwrite``.
+      splits: samples per split, e.g. ``{"train": 2048, "test": 256}``.
+      seed: dataset seed (sample i of a split depends only on seed, split and i).
+      config: the generator's distribution parameters.
+      model_path: MANO ``.pkl``/``.npz``; None = the embedded default hand.
+      shard_size: samples per shard file.
+      overwrite: replace an existing dataset in ``out_dir``.
+      sheet_count: samples drawn on ``contact_sheet.png`` (0: none).
+      progress: show a tqdm progress bar.
+
+    Returns:
+      The manifest (also written to ``manifest.json``), with timing.
+    """
+    prepare_out_dir(out_dir, overwrite=overwrite)
+    model = mano.load_model(model_path)
+    generator = Generator(model, config, seed=seed)
+    path = mano.DEFAULT_MODEL_PATH if model_path is None else model_path
+    manifest = {
+        "format": synthetic.FORMAT, "format_version": synthetic.FORMAT_VERSION,
+        "generator_version": GENERATOR_VERSION, "seed": int(seed),
+        "image_size": config.image_size, "parameters": dataclasses.asdict(config),
+        "model": {"path": "default" if model_path is None else os.path.abspath(path),
+                  "sha256": _file_sha256(path), "side": model.side,
+                  "num_verts": model.num_verts, "num_betas": model.num_betas},
+        "keypoint_order": "canonical (OpenPose/FreiHAND, hand_jax.keypoints)", "splits": {},
+    }  # fmt: skip
+    total = sum(splits.values())
+    start = time.perf_counter()
+    with tqdm.tqdm(total=total, unit="sample", disable=not progress) as bar:
+        for split, count in splits.items():
+            manifest["splits"][split] = _write_split(
+                out_dir, split, count, generator, shard_size=shard_size, bar=bar
+            )
+    seconds = time.perf_counter() - start
+    manifest["timing"] = {"seconds": seconds, "samples_per_second": total / max(seconds, 1e-9)}
+    with open(os.path.join(out_dir, synthetic.MANIFEST), "w") as f:
+        json.dump(manifest, f, indent=1)
+    first = next((s for s, n in splits.items() if n > 0), None)
+    if sheet_count > 0 and first is not None:
+        loaded = synthetic.load(out_dir, first)
+        picks = [loaded[i] for i in range(min(sheet_count, len(loaded)))]
+        save_contact_sheet(picks, os.path.join(out_dir, CONTACT_SHEET))
+    return manifest
+
+
+def _write_split(out_dir, split, count, generator, *, shard_size, bar) -> dict:
+    num_shards = max(1, -(-count // shard_size))
+    shards = []
+    for shard in range(num_shards if count > 0 else 0):
+        indices = list(range(shard * shard_size, min(count, (shard + 1) * shard_size)))
+        samples = []
+        for start in range(0, len(indices), generator.config.chunk):
+            part = indices[start : start + generator.config.chunk]
+            samples += generator.samples(split, part)
+            bar.update(len(part))
+        name = synthetic.shard_name(split, shard, num_shards)
+        synthetic.write_shard(os.path.join(out_dir, name), samples, indices)
+        shards.append({"file": name, "count": len(indices), "first_index": indices[0]})
+    return {"count": count, "shards": shards}
