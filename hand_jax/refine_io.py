@@ -138,5 +138,5 @@ def synthetic_problems(
         cam=jnp.concatenate([s * (1 + cam_noise[:, :1]), gt.cam[:, 1:] + cam_noise[:, 1:] / s], 1),
     )
     render_one = lambda p: render_evidence(model, p, image_size=image_size, sigma=sigma)  # noqa: E731
-    evidence = jax.vmap(render_one)(gt)
+    evidence = jax.jit(jax.vmap(render_one))(gt)
     return gt, init, evidence

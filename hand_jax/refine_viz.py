@@ -2,7 +2,7 @@
 
 Overlays draw on the crop (or on the foreground evidence when there is no image): the soft
 silhouette's 0.5 contour and the 2D keypoints of the initial estimate (orange) and the refined
-estimate (green), with the 2D evidence as white crosses. Pixel coordinates follow
+estimate (green), with the 2D evidence as red crosses. Pixel coordinates follow
 ``hand_jax.camera`` (pixel centres at integer + 0.5), so matplotlib's ``extent`` is (0, S, S, 0).
 """
 
@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 BONES = tuple(
     (0 if j % 4 == 1 else j - 1, j) for j in range(1, 21)
 )  # wrist->MCP, then along each finger
-INIT_COLOUR, FINAL_COLOUR = "#ff8c1a", "#2ecc40"
+INIT_COLOUR, FINAL_COLOUR, EVIDENCE_COLOUR = "#ff8c1a", "#2ecc40", "#e6194b"
 
 
 def _background(ax, image, mask):
@@ -56,10 +56,10 @@ def overlay_figure(image, mask, evidence_kp, before, after, *, title=""):
     for ax, name in zip(axes, ("evidence", "initial", "refined"), strict=True):
         _background(ax, image, mask)
         ax.set_title(name, fontsize=9)
-    axes[0].scatter(evidence_kp[:, 0], evidence_kp[:, 1], s=14, marker="x", color="white")
+    axes[0].scatter(evidence_kp[:, 0], evidence_kp[:, 1], s=14, marker="x", color=EVIDENCE_COLOUR)
     _hand(axes[1], *before, INIT_COLOUR)
     _hand(axes[2], *after, FINAL_COLOUR)
-    axes[2].scatter(evidence_kp[:, 0], evidence_kp[:, 1], s=14, marker="x", color="white")
+    axes[2].scatter(evidence_kp[:, 0], evidence_kp[:, 1], s=14, marker="x", color=EVIDENCE_COLOUR)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
@@ -91,7 +91,7 @@ def save_animation(path, image, mask, evidence_kp, frames, *, duration_ms: int =
     for step, energy, alpha, kp2d in frames:
         fig, ax = plt.subplots(figsize=(3.2, 3.4), dpi=80)
         _background(ax, image, mask)
-        ax.scatter(evidence_kp[:, 0], evidence_kp[:, 1], s=14, marker="x", color="white")
+        ax.scatter(evidence_kp[:, 0], evidence_kp[:, 1], s=14, marker="x", color=EVIDENCE_COLOUR)
         _hand(ax, alpha, kp2d, FINAL_COLOUR)
         ax.set_title(f"step {step}  E={energy:.4g}", fontsize=9)
         fig.tight_layout()

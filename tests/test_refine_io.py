@@ -1,0 +1,85 @@
+"""Tests of refinement inputs/outputs: evidence files and the batch refinement job."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from hand_jax import mano, mesh_io, refine_io, refine_job
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def model():
+    return mano.load_model()
+
+
+@pytest.fixture(scope="module")
+def problem(model):
+    return refine_io.synthetic_problems(jax.random.key(3), model, num=3, image_size=SIZE)
+
+
+def test_evidence_file_round_trip(tmp_path, problem):
+    _, init, evidence = problem
+    path = tmp_path / "ev.npz"
+    refine_io.save_evidence(path, evidence, init_params=init, ids=["a", "b", "c"])
+    ev2, init2, images, ids = refine_io.load_evidence(path)
+    for a, b in zip(evidence + init, ev2 + init2, strict=True):
+        np.testing.assert_allclose(np.asarray(a), b, rtol=1e-6)
+    assert images is None and list(ids) == ["a", "b", "c"]
+    with pytest.raises(FileExistsError):
+        refine_io.save_evidence(path, evidence)
+
+
+def test_evidence_file_errors_name_the_key(tmp_path, problem):
+    _, init, evidence = problem
+    arrays = {k: np.asarray(v) for k, v in evidence._asdict().items()}
+    np.savez(tmp_path / "a.npz", **{k: v for k, v in arrays.items() if k != "mask"})
+    with pytest.raises(KeyError, match="a.npz.*'mask'"):
+        refine_io.load_evidence(tmp_path / "a.npz")
+    np.savez(tmp_path / "b.npz", **dict(arrays, confidence=arrays["confidence"][:, :20]))
+    with pytest.raises(ValueError, match="b.npz.*'confidence'.*expected"):
+        refine_io.load_evidence(tmp_path / "b.npz")
+    np.savez(tmp_path / "c.npz", **arrays, betas=np.asarray(init.betas))
+    with pytest.raises(KeyError, match="c.npz.*partial"):
+        refine_io.load_evidence(tmp_path / "c.npz")
+
+
+def test_quaternion_multiply_matches_matrix_product():
+    from hand_jax.geometry import rotations
+
+    q = jax.random.normal(jax.random.key(0), (2, 5, 4))
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    m = rotations.quaternion_to_matrix
+    np.testing.assert_allclose(
+        m(refine_io.quaternion_multiply(q[0], q[1])), m(q[0]) @ m(q[1]), atol=1e-5
+    )
+
+
+def test_refine_job_writes_outputs_and_keeps_user_files(tmp_path, model, problem):
+    _, init, evidence = problem
+    path = tmp_path / "ev.npz"
+    refine_io.save_evidence(path, evidence, init_params=init, ids=[10, 11, 12])
+    out = tmp_path / "out"
+    summary = refine_job.run(
+        input_path=str(path), out_dir=str(out), model=model, num_steps=4, learning_rate=1e-2,
+        weights={}, sigma=1.0, batch_size=2, num_animations=1,
+    )  # fmt: skip
+    assert summary["num_examples"] == 3
+    with np.load(out / "refined.npz") as f:
+        assert f["losses"].shape == (3, 4)
+        assert list(f["ids"]) == [10, 11, 12]
+        np.testing.assert_allclose(f["init_cam"], np.asarray(init.cam))
+        assert np.all(f["best_loss"] <= f["losses"].min(1) + 1e-6)
+    verts, faces = mesh_io.read_obj(out / "meshes" / "12.obj")
+    assert verts.shape == model.v_template.shape and len(faces) == len(model.faces)
+    assert (out / "overlays" / "11.png").exists() and (out / "animations" / "10.gif").exists()
+    assert not (out / "animations" / "11.gif").exists()
+    assert json.loads((out / "summary.json").read_text())["num_steps"] == 4
+    with pytest.raises(FileExistsError, match="not empty"):
+        refine_job.run(
+            input_path=str(path), out_dir=str(out), model=model, num_steps=4,
+            learning_rate=1e-2, weights={}, sigma=1.0, batch_size=2,
+        )  # fmt: skip
