@@ -16,6 +16,7 @@ Binning is integer bookkeeping on stopped gradients; gradients reach the vertice
 renderers' gathers of the binned faces' parameters.
 """
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -48,17 +49,20 @@ def tile_grid(image_size: tuple[int, int], tile_size: int) -> tuple[int, int]:
     return -(-h // tile_size), -(-w // tile_size)
 
 
-def default_capacity(num_faces: int, image_size: tuple[int, int], tile_size: int) -> int:
-    """Pair capacity that holds a hand crop with room to spare (see the render package doc).
+def default_capacity(
+    num_faces: int, image_size: tuple[int, int], tile_size: int, margin: float
+) -> int:
+    """Pair capacity that holds a hand-sized mesh fitted into the image, with room to spare.
 
-    Sized for a mesh whose screen footprint lies inside the image, at ``sigma <= 2`` px^2 and
-    ``tol >= 1e-6``: a face meets ``(w / t + 1)^2`` tiles for a grown box of side ``w``; on hand
-    crops the measured pair counts stay under about half of this bound.
+    A face whose grown bounding box has side ``w`` pixels meets about ``(1 + w / t)^2`` tiles;
+    ``w = 2 * margin + s`` with a face size ``s = 1.6 * max(H, W) / sqrt(F)`` fitted to hand
+    meshes filling a crop (synthetic and default hands, random rotations, 32-224 px). The
+    capacity is twice ``F (1 + w / t)^2``: the measured maxima stay under half of it. Capacity
+    costs memory for two int32 per slot, not compute (only used pairs are evaluated).
     """
-    ty, tx = tile_grid(image_size, tile_size)
-    per_face = 3 * num_faces
-    per_tile = 6 * ty * tx
-    return int(per_face + per_tile)
+    face = 1.6 * max(image_size) / math.sqrt(max(num_faces, 1))
+    per_face = (1.0 + (2.0 * margin + face) / tile_size) ** 2
+    return int(math.ceil(2.0 * num_faces * per_face))
 
 
 def face_tile_ranges(xy, valid, margin, *, image_size, tile_size):
@@ -116,10 +120,14 @@ def bin_faces(xy, valid, margin, *, image_size, tile_size: int, capacity: int) -
     counts = nx * ny  # [F]
     ends = jnp.cumsum(counts)
     total = ends[-1]
+    starts = ends - counts
     slot = jnp.arange(capacity, dtype=jnp.int32)
-    face = jnp.searchsorted(ends, slot, side="right").astype(jnp.int32)
-    face = jnp.minimum(face, xy.shape[0] - 1)
-    local = slot - (ends[face] - counts[face])
+    # Each face marks its first slot; a running max fills its other slots (zero-count faces share
+    # a start with a later face, and the max keeps the later one).
+    face_ids = jnp.arange(xy.shape[0], dtype=jnp.int32)
+    marks = jnp.zeros((capacity,), jnp.int32).at[starts].max(face_ids, mode="drop")
+    face = jax.lax.cummax(marks)
+    local = slot - starts[face]
     nx_f = jnp.maximum(nx[face], 1)
     tile = (ty0[face] + local // nx_f) * num_tiles_x + tx0[face] + local % nx_f
     used = slot < total

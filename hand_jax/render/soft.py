@@ -29,6 +29,9 @@ import jax.numpy as jnp
 from hand_jax.camera import image_hw
 from hand_jax.render import binning, pairs, primitives
 
+# Blur assumed by the default capacity when sigma is traced (pixels^2).
+TRACED_SIGMA_BOUND = 4.0
+
 
 class RasterInfo(NamedTuple):
     """Binning diagnostics of one image.
@@ -40,20 +43,6 @@ class RasterInfo(NamedTuple):
 
     num_pairs: jax.Array
     overflow: jax.Array
-
-
-class SoftRaster(NamedTuple):
-    """Output of ``soft_rasterize`` for one image.
-
-    Attributes:
-      alpha: [H, W] soft silhouette in [0, 1].
-      depth: [H, W] soft depth (caller's units; ``background_depth`` where empty).
-      attrs: [H, W, C] soft per-vertex attributes (e.g. RGB), background where empty.
-    """
-
-    alpha: jax.Array
-    depth: jax.Array
-    attrs: jax.Array
 
 
 def face_screen(verts_px, faces, *, near):
@@ -100,18 +89,26 @@ def _check_sigma(sigma):
         raise ValueError(f"sigma must be > 0 (pixels^2); got {sigma!r}")
 
 
-def round_capacity(capacity, num_faces, hw, tile_size, chunk):
-    """Static pair capacity: the default if None, rounded up to a multiple of ``chunk``."""
+def round_capacity(capacity, num_faces, hw, tile_size, chunk, sigma, tol):
+    """Static pair capacity: the default if None, rounded up to a multiple of ``chunk``.
+
+    The default is sized for the margin of ``sigma`` when sigma is a Python number, else for
+    ``TRACED_SIGMA_BOUND`` pixels^2.
+    """
+    binning.tile_grid(hw, tile_size)  # validates tile_size
     if capacity is None:
-        capacity = binning.default_capacity(num_faces, hw, tile_size)
+        bound = sigma if isinstance(sigma, int | float) else TRACED_SIGMA_BOUND
+        margin = math.sqrt(bound * math.log((1.0 - tol) / tol))
+        capacity = binning.default_capacity(num_faces, hw, tile_size, margin)
     if not isinstance(capacity, int) or capacity <= 0:
         raise ValueError(f"capacity must be a positive int (tile-face pairs); got {capacity!r}")
     return -(-capacity // chunk) * chunk
 
 
-def bin_screen_faces(xy, valid, margin, *, hw, tile_size, capacity, chunk):
-    """Bin faces with a capacity rounded to whole chunks (see ``binning.bin_faces``)."""
-    capacity = round_capacity(capacity, xy.shape[0], hw, tile_size, chunk)
+def bin_screen_faces(xy, valid, *, sigma, tol, hw, tile_size, capacity, chunk):
+    """Bin faces for a blur ``sigma`` (see ``binning.bin_faces``), capacity in whole chunks."""
+    capacity = round_capacity(capacity, xy.shape[0], hw, tile_size, chunk, sigma, tol)
+    margin = blur_margin(sigma, tol)
     return binning.bin_faces(
         xy, valid, margin, image_size=hw, tile_size=tile_size, capacity=capacity
     )
@@ -125,7 +122,7 @@ def soft_silhouette(
     sigma=1.0,
     tol: float = 1e-4,
     near: float | None = 0.0,
-    tile_size: int = 8,
+    tile_size: int = 4,
     capacity: int | None = None,
     chunk: int = 256,
     return_info: bool = False,
@@ -155,7 +152,8 @@ def soft_silhouette(
     bins = bin_screen_faces(
         xy,
         valid,
-        blur_margin(sigma, tol),
+        sigma=sigma,
+        tol=tol,
         hw=hw,
         tile_size=tile_size,
         capacity=capacity,

@@ -119,3 +119,106 @@ def soft_silhouette_scalar(verts, faces, h, w, sigma):
                 trans *= 1.0 - _sigmoid(x)
             out[j, i] = 1.0 - trans
     return out
+
+
+def soft_rasterize(verts, faces, attrs, h, w, *, sigma, gamma, eps, near, far, background,
+                   background_depth, perspective):  # fmt: skip
+    """SoftRas alpha [H, W], depth [H, W] and attributes [H, W, A], every pixel x every face."""
+    verts, valid = _valid_faces(verts, faces, near)
+    attrs = np.asarray(attrs, np.float64)
+    p = pixel_centres(h, w)
+    z_near = 0.0 if near is None else near
+    log_t = np.zeros(len(p))
+    terms = []  # per face: log weight, depth, attributes
+    for f, face in enumerate(faces):
+        if not valid[f]:
+            continue
+        tri = verts[face]
+        d2, inside, *_ = face_terms(p, tri[:, :2])
+        x = np.where(inside, d2, -d2) / sigma
+        log_t -= _softplus(x)
+        bary = _clipped_barycentrics(p, tri[:, :2])  # [P, 3]
+        z = tri[:, 2] if tri.shape[1] == 3 else np.zeros(3)
+        if perspective:
+            bary = bary / z
+            depth = 1.0 / bary.sum(1)
+            bary = bary * depth[:, None]
+        else:
+            depth = bary @ z
+        log_w = -_softplus(-x) + (far - depth) / (far - z_near) / gamma
+        terms.append((log_w, depth, bary @ attrs[face]))
+    log_ws = np.stack([t[0] for t in terms] + [np.full(len(p), eps / gamma)])
+    weights = np.exp(log_ws - log_ws.max(0))
+    weights /= weights.sum(0)
+    depth = weights[-1] * background_depth
+    out = weights[-1][:, None] * np.broadcast_to(background, (len(p), attrs.shape[1]))
+    for wf, (_, d, a) in zip(weights[:-1], terms, strict=True):
+        depth = depth + wf * d
+        out = out + wf[:, None] * a
+    alpha = -np.expm1(log_t)
+    return alpha.reshape(h, w), depth.reshape(h, w), out.reshape(h, w, -1)
+
+
+def _clipped_barycentrics(p, tri):
+    """Barycentrics [P, 3] of pixels in a triangle, clamped to >= 0 and renormalised."""
+    a, b, c = tri
+    area = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+    if abs(area) <= 1e-12:
+        return np.full((len(p), 3), 1.0 / 3.0)
+
+    def cross(u, v, q):
+        return (v[0] - u[0]) * (q[:, 1] - u[1]) - (v[1] - u[1]) * (q[:, 0] - u[0])
+
+    bary = np.stack([cross(b, c, p), cross(c, a, p), cross(a, b, p)], axis=1) / area
+    bary = np.maximum(bary, 0.0)
+    total = bary.sum(1, keepdims=True)
+    return np.where(total > 0, bary / np.where(total > 0, total, 1.0), 1.0 / 3.0)
+
+
+def hard_zbuffer(verts, faces, h, w, *, perspective, near=0.0):
+    """Visible face per pixel ([H, W], -1 where none) and its depth ([H, W], 0 where none).
+
+    A pixel centre belongs to a face if it lies in the closed triangle (zero-area faces never);
+    the nearest depth wins, ties to the lower face index.
+    """
+    verts, valid = _valid_faces(verts, faces, near)
+    p = pixel_centres(h, w)
+    best = np.full(len(p), np.inf)
+    face_map = np.full(len(p), -1)
+    for f, face in enumerate(faces):
+        tri = verts[face]
+        a, b, c = tri[:, :2]
+        area = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+        if not valid[f] or area == 0:
+            continue
+        e = np.stack([
+            (c[0] - b[0]) * (p[:, 1] - b[1]) - (c[1] - b[1]) * (p[:, 0] - b[0]),
+            (a[0] - c[0]) * (p[:, 1] - c[1]) - (a[1] - c[1]) * (p[:, 0] - c[0]),
+            (b[0] - a[0]) * (p[:, 1] - a[1]) - (b[1] - a[1]) * (p[:, 0] - a[0]),
+        ], axis=1)  # fmt: skip
+        inside = np.all(e >= 0, axis=1) | np.all(e <= 0, axis=1)
+        bary = e / area
+        if perspective:
+            depth = 1.0 / (bary @ (1.0 / tri[:, 2]))
+        else:
+            depth = bary @ tri[:, 2]
+        win = inside & (depth < best)
+        best[win] = depth[win]
+        face_map[win] = f
+    depth = np.where(face_map >= 0, best, 0.0)
+    return face_map.reshape(h, w), depth.reshape(h, w)
+
+
+def count_pairs(verts, faces, h, w, tile, margin, near=0.0):
+    """Number of (tile, face) pairs: tiles holding a pixel centre within the grown box."""
+    verts, valid = _valid_faces(verts, faces, near)
+    total = 0
+    for f, face in enumerate(faces):
+        if not valid[f]:
+            continue
+        lo = verts[face, :2].min(0) - margin
+        hi = verts[face, :2].max(0) + margin
+        xs = [i for i in range(w) if lo[0] <= i + 0.5 <= hi[0]]
+        ys = [j for j in range(h) if lo[1] <= j + 0.5 <= hi[1]]
+        total += len({x // tile for x in xs}) * len({y // tile for y in ys})
+    return total
