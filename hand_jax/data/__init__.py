@@ -14,7 +14,9 @@ freihand       train | test                 ``freihand`` (FreiHAND v2)
 ============== ============================ ============================================
 
 Options are passed to the source's ``load``; ``crop_size`` (int) and ``crop_margin`` (float),
-when given, wrap the result so that every sample comes cropped (``crop.crop_sample``).
+when given, wrap the result so that every sample comes cropped (``crop.crop_sample``). The
+default margin is the source's ``DEFAULT_CROP_MARGIN`` if it has one (Dexter+Object labels only
+fingertips, so its box needs a wider margin to hold the palm), else ``crop.DEFAULT_MARGIN``.
 """
 
 import importlib
@@ -56,7 +58,7 @@ def load_split(
     split: str,
     *,
     crop_size: int | None = None,
-    crop_margin: float = _crop.DEFAULT_MARGIN,
+    crop_margin: float | None = None,
     **options: Any,
 ) -> Sequence[dict]:
     """Load one split of one data source as a lazy sequence of sample dicts.
@@ -66,7 +68,7 @@ def load_split(
       data_dir: the source's root directory (see each module for the layout it expects).
       split: ``"train"`` or ``"test"`` (sources also accept their own split names).
       crop_size: if given, crop every sample to this square size around its keypoints.
-      crop_margin: crop margin (see ``crop.keypoint_box``).
+      crop_margin: crop margin (see ``crop.keypoint_box``); None: the source's default.
       **options: source-specific options (see the source's ``load``).
 
     Returns:
@@ -77,6 +79,8 @@ def load_split(
     module = importlib.import_module(f"hand_jax.data.{SOURCES[name]}")
     samples = module.load(data_dir, split, **options)
     if crop_size is not None:
+        if crop_margin is None:
+            crop_margin = getattr(module, "DEFAULT_CROP_MARGIN", _crop.DEFAULT_MARGIN)
         samples = CroppedSamples(samples, out_size=crop_size, margin=crop_margin)
     return samples
 

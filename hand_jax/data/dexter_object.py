@@ -36,6 +36,8 @@ COLOUR_EXTRINSICS = np.array(
 )
 INVALID_Z = 32001.0
 NUM_TIPS = 5
+# The five tips span the fingers only; the wrist lies about a hand length from their centre.
+DEFAULT_CROP_MARGIN = 0.8
 
 
 def read_annotation_file(path: str, *, dims: int) -> np.ndarray:

@@ -129,6 +129,25 @@ def place_camera(verts: np.ndarray, d: _Draw, size: int) -> tuple[np.ndarray, np
     return K, transl
 
 
+# Module-level jitted batch functions: compiled once per shape, shared by every Generator.
+_forward_batch = jax.jit(jax.vmap(mano.forward, in_axes=(None, 0, 0)))
+
+
+@functools.partial(jax.jit, static_argnames=("image_size", "supersample"))
+def _render_batch(verts_cam, faces, K, colours, light, ambient, *, image_size, supersample):
+    """Render [B] hands: verts_cam [B, V, 3] m, K [B, 3, 3], colours [B, V, 3], light [B, 3]."""
+
+    def one(verts, k, colour, light_dir, amb):
+        verts_px = camera.project_perspective(verts, k, with_depth=True)
+        return render_hard(
+            verts_px, faces, colour, image_size=(image_size, image_size),
+            vert_normals=vertex_normals(verts, faces), light_dir=light_dir, ambient=amb,
+            diffuse=1.0 - amb, near=NEAR / 2, supersample=supersample,
+        )  # fmt: skip
+
+    return jax.vmap(one)(verts_cam, K, colours, light, ambient)
+
+
 class Generator:
     """Renders synthetic samples from a hand model, deterministically by (seed, split, index)."""
 
@@ -140,18 +159,6 @@ class Generator:
         tips = np.asarray(rest.verts)[list(model.tip_ids)]
         self.axes = pose_prior.joint_axes(np.asarray(rest.joints), tips, side=model.side)
         self.faces = np.asarray(model.faces)
-        self._forward = jax.jit(jax.vmap(functools.partial(mano.forward, model)))
-        self._render = jax.jit(jax.vmap(self._render_one))
-
-    def _render_one(self, verts_cam, K, colours, light, ambient):
-        size = self.config.image_size
-        verts_px = camera.project_perspective(verts_cam, K, with_depth=True)
-        normals = vertex_normals(verts_cam, self.faces)
-        return render_hard(
-            verts_px, self.faces, colours, image_size=(size, size), vert_normals=normals,
-            light_dir=light, ambient=ambient, diffuse=1.0 - ambient, near=NEAR / 2,
-            supersample=self.config.supersample,
-        )  # fmt: skip
 
     def rng(self, split: str, index: int) -> np.random.Generator:
         """The random generator of one sample."""
@@ -161,7 +168,8 @@ class Generator:
         n, cfg = len(indices), self.config
         padded = list(indices) + [indices[-1]] * (cfg.chunk - n)
         draws = [_draw(self.rng(split, i), self.axes, self.model.num_betas, cfg) for i in padded]
-        posed = self._forward(
+        posed = _forward_batch(
+            self.model,
             jnp.asarray(np.stack([d.pose for d in draws]), jnp.float32),
             jnp.asarray(np.stack([d.betas for d in draws]), jnp.float32),
         )
@@ -171,12 +179,15 @@ class Generator:
             procedural.skin_colours(d.rng, v, vertex_noise=cfg.vertex_noise)
             for v, d in zip(verts, draws, strict=True)
         ]
-        rgb, mask, depth = (np.asarray(x) for x in self._render(
+        rgb, mask, depth = (np.asarray(x) for x in _render_batch(
             jnp.asarray(verts + np.stack([t for _, t in cams])[:, None], jnp.float32),
+            jnp.asarray(self.faces),
             jnp.asarray(np.stack([k for k, _ in cams]), jnp.float32),
             jnp.asarray(np.stack(colours)),
             jnp.asarray(np.stack([d.light for d in draws]), jnp.float32),
             jnp.asarray([d.ambient for d in draws], jnp.float32),
+            image_size=cfg.image_size,
+            supersample=cfg.supersample,
         ))  # fmt: skip
         return [
             self._finish(

@@ -119,3 +119,15 @@ def test_dexter_object_truncated_image(tmp_path):
     samples = load_split("dexter_object", str(tmp_path), "test", sequences=["Pinch"])
     with pytest.raises(files.DataError, match="image_00002.png: cannot decode image"):
         samples[2]
+
+
+def test_dexter_object_crops_use_the_wider_default_margin(tmp_path):
+    write_sequence(str(tmp_path), "Pinch", missing=())
+    raw = load_split("dexter_object", str(tmp_path), "test", sequences=["Pinch"])[0]
+    cropped = load_split("dexter_object", str(tmp_path), "test", sequences=["Pinch"], crop_size=32)
+    s = cropped[0]
+    assert s["image"].shape == (32, 32, 3)
+    tips = raw["keypoints_2d"][raw["keypoint_valid"]]
+    extent = (tips.max(0) - tips.min(0)).max()
+    side = 32 / s["crop_matrix"][0, 0]  # source pixels spanned by the crop
+    assert side == pytest.approx(extent * (1 + 2 * 0.8), rel=1e-4)

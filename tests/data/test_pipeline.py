@@ -166,3 +166,9 @@ def test_worker_processes_give_the_same_batches_and_resume():
     fresh = pipeline.make_iterator(ds, worker_count=2)
     pipeline.restore_state(fresh, state)
     _assert_batches_equal(_take(fresh, 2), reference[2:])
+
+
+def test_default_shard_is_the_jax_process():
+    assert pipeline.host_shard(None, None) == (0, 1)
+    with pytest.raises(ValueError, match="shard_index=2 must be in"):
+        pipeline.host_shard(2, 2)

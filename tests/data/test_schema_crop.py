@@ -177,3 +177,11 @@ def test_crop_intrinsics_agrees_with_the_camera_module():
     want_uv = np.asarray(camera.crop_points(uv, np.array(box, np.float32), out_size=128))
     got_uv = crop.apply_affine(crop.box_matrix(box, out_size=128), uv)
     np.testing.assert_allclose(got_uv, want_uv, rtol=1e-5)
+
+
+def test_load_split_rejects_unknown_sources(tmp_path):
+    from hand_jax.data import SOURCES, load_split
+
+    assert set(SOURCES) == {"synthetic", "rhd", "stb", "dexter_object", "freihand"}
+    with pytest.raises(ValueError, match="unknown source name='mpii'"):
+        load_split("mpii", str(tmp_path), "test")
