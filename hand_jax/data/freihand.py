@@ -4,7 +4,7 @@ Layout (``data_dir``)::
 
     training_xyz.json    [N][21][3] metres, camera frame, canonical (OpenPose) order, N = 32,560
     training_K.json      [N][3][3]
-    training_mano.json   [N][1][61]: 48 pose (axis-angle, global first), 10 shape, 3 translation
+    training_mano.json   [N][1][61]: 48 pose (axis-angle, global first), 10 shape, root uv, scale
     training_scale.json  [N] metric length of the reference bone, metres
     training/rgb/%08d.jpg    4 N images: version v of label i is image v * N + i
     training/mask/%08d.jpg   N hand masks (the same hand in every version)
@@ -13,6 +13,13 @@ Layout (``data_dir``)::
 
 The four training versions differ in background/colour only (green-screen, homogenised,
 sample-based and auto-coloured), so sample ``j`` reads label ``j % N``. Right hands only.
+
+MANO parameters: the files store the articulation relative to MANO's mean pose
+(``hands_mean``; FreiHAND's own tools pose the model with ``use_mean_pose=True``), while
+``mano.forward`` and the schema's ``mano_pose`` are relative to the flat hand. The loader cannot
+ship MANO's ``hands_mean``: pass it (``hands_mean=model.hands_mean`` of the official right
+model) to get ``mano_pose``; without it samples carry ``mano_betas`` only. The root's uv and
+scale (the last 3 numbers) are not kept: ``keypoints_3d`` already places the hand.
 """
 
 import os
@@ -58,10 +65,24 @@ def read_labels(data_dir: str, prefix: str) -> dict[str, np.ndarray]:
 class FreiHANDSamples(Sequence):
     """One FreiHAND split as a lazy sequence of samples."""
 
-    def __init__(self, data_dir: str, split: str, *, versions: Sequence[int] = (0, 1, 2, 3)):
+    def __init__(
+        self,
+        data_dir: str,
+        split: str,
+        *,
+        versions: Sequence[int] = (0, 1, 2, 3),
+        hands_mean: np.ndarray | None = None,
+    ):
         if split not in SPLITS:
             raise ValueError(f"freihand: unknown {split=}; expected one of {list(SPLITS)}")
         self.prefix = SPLITS[split]
+        self.hands_mean = None
+        if hands_mean is not None:
+            self.hands_mean = np.asarray(hands_mean, np.float64)
+            if self.hands_mean.shape != (45,):
+                raise ValueError(
+                    f"freihand: hands_mean must have shape [45], got {self.hands_mean.shape}"
+                )
         self.labels = read_labels(data_dir, self.prefix)
         self.num_labels = self.labels["xyz"].shape[0]
         if self.prefix == "training":
@@ -110,21 +131,27 @@ class FreiHANDSamples(Sequence):
             files.check_image_size(mask, path, image.shape[:2])
             fields["mask"] = mask >= MASK_THRESHOLD
         xyz, K, mano = (self.labels[k][label] for k in ("xyz", "K", "mano"))
+        if self.hands_mean is not None:
+            fields["mano_pose"] = np.concatenate([mano[:3], mano[3:48] + self.hands_mean])
         return schema.make_sample(
             id=f"freihand/{self.prefix}/{image_index:08d}",
             image=image,
             keypoints_2d=files.project(xyz, K),
             keypoints_3d=xyz,
             K=K,
-            mano_pose=mano[:48],
             mano_betas=mano[48:58],
-            mano_trans=mano[58:61],
             scale=self.labels["scale"][label],
             **fields,
         )
 
 
-def load(data_dir: str, split: str, *, versions: Sequence[int] = (0, 1, 2, 3)) -> FreiHANDSamples:
+def load(
+    data_dir: str,
+    split: str,
+    *,
+    versions: Sequence[int] = (0, 1, 2, 3),
+    hands_mean: np.ndarray | None = None,
+) -> FreiHANDSamples:
     """Load a FreiHAND split.
 
     Args:
@@ -132,8 +159,10 @@ def load(data_dir: str, split: str, *, versions: Sequence[int] = (0, 1, 2, 3)) -
       split: ``train``/``training`` or ``test``/``evaluation``.
       versions: training image versions to include (0 green screen, 1 homogenised,
         2 sample-based, 3 auto-coloured); ignored for the evaluation split.
+      hands_mean: [45] MANO's mean articulation (official right model); given, samples carry
+        ``mano_pose`` relative to the flat hand (see the module doc).
 
     Returns:
-      A sequence of right-hand samples with MANO parameters.
+      A sequence of right-hand samples with MANO shape (and pose if ``hands_mean``).
     """
-    return FreiHANDSamples(data_dir, split, versions=versions)
+    return FreiHANDSamples(data_dir, split, versions=versions, hands_mean=hands_mean)

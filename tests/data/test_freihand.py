@@ -49,15 +49,25 @@ def test_freihand_training_versions(tmp_path):
             [K[0, 0] * x / z + K[0, 2], K[1, 1] * y / z + K[1, 2]] for x, y, z in labels["xyz"][i]
         ]
         np.testing.assert_allclose(s["keypoints_2d"], uv, rtol=1e-5)
-        np.testing.assert_allclose(s["mano_pose"], labels["mano"][i, :48], rtol=1e-6)
         np.testing.assert_allclose(s["mano_betas"], labels["mano"][i, 48:58], rtol=1e-6)
-        np.testing.assert_allclose(s["mano_trans"], labels["mano"][i, 58:], rtol=1e-6)
+        assert "mano_pose" not in s and "mano_trans" not in s  # no hands_mean given
         assert s["scale"] == pytest.approx(labels["scale"][i], rel=1e-6)
         assert abs(int(s["image"].mean()) - (40 * (j // 3) + 10)) <= 2  # the right version
         want = np.zeros((S, S), np.uint8)
         want[4 + i : 20 + i, 8:24] = 1
         np.testing.assert_array_equal(s["mask"], want)
         assert s["mask_valid"]
+
+
+def test_freihand_pose_relative_to_the_flat_hand_with_hands_mean(tmp_path):
+    labels = write_freihand(str(tmp_path))
+    mean = np.linspace(-0.3, 0.3, 45)
+    s = load_split("freihand", str(tmp_path), "train", hands_mean=mean)[5]
+    want = labels["mano"][2, :48].copy()
+    want[3:] += mean
+    np.testing.assert_allclose(s["mano_pose"], want, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match=r"hands_mean must have shape \[45\]"):
+        load_split("freihand", str(tmp_path), "train", hands_mean=np.zeros(48))
 
 
 def test_freihand_version_subset(tmp_path):
