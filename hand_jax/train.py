@@ -1,0 +1,423 @@
+"""Train state, losses and the jitted train/predict steps of the hand mesh estimator.
+
+``TrainState`` is pure data; the Flax module, the Optax optimiser and the static loss settings
+are passed beside it. Batches are dicts of global arrays sharded on the ``data`` mesh axis with
+the sample schema's fields (``hand_jax.data.schema``) cropped to the input size:
+``image`` uint8 [B, H, W, 3], ``mask`` uint8 [B, H, W], ``mask_valid`` bool [B],
+``keypoints_2d`` [B, K, 2] crop pixels, ``keypoints_3d`` [B, K, 3] metres (camera frame),
+``keypoint_valid`` bool [B, K]. The state is replicated over the mesh.
+
+Stratified training: stage "e2d" trains fE2D (backbone + heads) alone on heatmap and mask
+losses; stage "e3d" trains fE3D on frozen fE2D evidence; stage "joint" trains everything on all
+losses. Each stage is its own compiled step; the silhouette loss is switched on inside the step
+by a latched gate (``losses.silhouette_gate``) so that turning it on needs no recompilation.
+"""
+
+import dataclasses
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from hand_jax import camera, losses
+from hand_jax import params as hand_params
+from hand_jax.models import dhpe
+from hand_jax.render.soft import soft_silhouette
+
+STAGES = ("e2d", "e3d", "joint")
+_TRAINABLE = {"e2d": ("backbone", "heads"), "e3d": ("regressor",), "joint": None}
+
+
+class TrainState(NamedTuple):
+    """Everything that changes during training (checkpointed as is).
+
+    Attributes:
+      step: [] int32 optimiser steps taken.
+      params: model parameters.
+      batch_stats: batch-norm running statistics.
+      opt_state: optimiser state.
+      silhouette_on: [] bool, latched silhouette-loss gate.
+      skeleton_ema: [] float32 running mean of the 3D keypoint loss, metres.
+    """
+
+    step: Any
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    silhouette_on: Any
+    skeleton_ema: Any
+
+
+class Constants(NamedTuple):
+    """Data the steps need beside the state (replicated, never trained).
+
+    Attributes:
+      hand_model: the MANO ``HandModel`` pytree.
+      h_init: [D] mean-hand h.
+      mean_pose: [45] mean articulation, radians.
+    """
+
+    hand_model: Any
+    h_init: Any
+    mean_pose: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSettings:
+    """Static loss weights and options (see ``launch/configs/default.py``, section ``loss``)."""
+
+    heatmap: float
+    mask: float
+    kp3d: float
+    kp2d: float
+    refine2d: float
+    silhouette: float
+    pose_prior: float
+    shape_prior: float
+    rot_reg: float
+    heatmap_sigma: float
+    silhouette_gate: str
+    silhouette_threshold: float
+    silhouette_start_step: int
+    skeleton_ema: float
+    silhouette_size: int
+    silhouette_sigma: float
+    silhouette_last_only: bool
+    rot_repr: str
+    num_betas: int
+    color_jitter: float
+
+    @classmethod
+    def from_config(cls, config, *, num_betas: int):
+        """Collect the settings from a full training config.
+
+        Args:
+          config: the training config.
+          num_betas: S, resolved against the hand model (``config.model.num_betas`` or, if 0,
+            the model's count).
+        """
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in config.loss.items() if k in fields}
+        return cls(
+            **kwargs,
+            rot_repr=config.model.rot_repr,
+            num_betas=num_betas,
+            color_jitter=config.train.color_jitter,
+        )
+
+
+def make_optimizer(optim, *, num_steps: int) -> optax.GradientTransformation:
+    """AdamW with warmup, cosine (or constant) decay and optional gradient clipping.
+
+    Args:
+      optim: the config's ``optim`` section.
+      num_steps: total training steps (cosine horizon).
+    """
+    peak, warmup = optim.learning_rate, optim.warmup_steps
+    if optim.schedule == "cosine":
+        schedule = optax.warmup_cosine_decay_schedule(
+            0.0, peak, warmup, max(num_steps, warmup + 1), end_value=peak * optim.end_factor
+        )
+    else:
+        schedule = optax.join_schedules(
+            [optax.linear_schedule(0.0, peak, max(warmup, 1)), optax.constant_schedule(peak)],
+            [warmup],
+        )
+    decay_mask = functools.partial(jax.tree.map, lambda p: p.ndim > 1)
+    chain = [optax.adamw(schedule, weight_decay=optim.weight_decay, mask=decay_mask)]
+    if optim.grad_clip_norm > 0:
+        chain.insert(0, optax.clip_by_global_norm(optim.grad_clip_norm))
+    return optax.chain(*chain)
+
+
+def create_train_state(key, *, model, optimizer, image_size: int, h_init) -> TrainState:
+    """Initialise the state (trace with ``jax.eval_shape`` first, then jit with shardings)."""
+    images = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
+    variables = model.init(key, images, h_init, train=False)
+    params = variables["params"]
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=variables["batch_stats"],
+        opt_state=optimizer.init(params),
+        silhouette_on=jnp.zeros((), bool),
+        skeleton_ema=jnp.ones((), jnp.float32),
+    )
+
+
+def make_mesh():
+    """A 1D mesh over every device of every process, axis ``data``."""
+    return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def replicated(mesh, tree):
+    """A tree of replicated ``NamedSharding`` matching ``tree``."""
+    return jax.tree.map(lambda _: NamedSharding(mesh, P()), tree)
+
+
+def batch_sharding(mesh):
+    """The sharding of batch arrays: leading axis split over the ``data`` mesh axis."""
+    return NamedSharding(mesh, P("data"))
+
+
+def project(consts: Constants, h, *, settings: LossSettings, image_size: int):
+    """fProj for one example: MANO forward and weak-perspective projection of a flat h.
+
+    Args:
+      consts: the step constants (hand model).
+      h: [D] flat hand parameters.
+      settings: loss settings (rotation representation, number of betas).
+      image_size: input crop side, pixels.
+
+    Returns:
+      verts [V, 3] metres, kp3d [K, 3] metres, kp2d [K, 2] crop pixels.
+    """
+    rot, pose, betas, cam = dhpe.split_h(
+        h, rot_repr=settings.rot_repr, num_betas=settings.num_betas
+    )
+    p = hand_params.HandParams(global_rot=rot, pose=pose, betas=betas, cam=cam)
+    return hand_params.hand_forward(consts.hand_model, p, image_size=image_size)
+
+
+def silhouette(consts: Constants, verts, cam, *, settings: LossSettings):
+    """Render the soft silhouette [S, S] of posed vertices [V, 3] under weak perspective cam [3]."""
+    size = settings.silhouette_size
+    verts_px = camera.project_weak_perspective(verts, cam, image_size=size)
+    return soft_silhouette(
+        verts_px, consts.hand_model.faces, image_size=(size, size), sigma=settings.silhouette_sigma
+    )
+
+
+def _e2d_losses(outputs, batch, *, settings: LossSettings):
+    """Heatmap MSE and mask BCE per example ([B] each)."""
+    hm = outputs["heatmaps"]
+    stride = batch["image"].shape[1] // hm.shape[1]
+    targets = jax.vmap(
+        lambda kp: losses.gaussian_heatmaps(
+            kp, size=hm.shape[1:3], stride=stride, sigma=settings.heatmap_sigma
+        )
+    )(batch["keypoints_2d"])
+    heatmap = jax.vmap(losses.heatmap_loss)(hm, targets, batch["keypoint_valid"])
+    small_mask = jax.vmap(lambda m: losses.area_downsample(m, stride))(batch["mask"])
+    mask = jax.vmap(losses.mask_loss)(outputs["mask_logits"], small_mask)
+    return {"heatmap": heatmap, "mask": mask * batch["mask_valid"]}
+
+
+def _e3d_losses(consts, outputs, batch, silhouette_on, *, settings: LossSettings):
+    """fE3D losses per iteration and example ([T, B] each) through fProj."""
+    size = batch["image"].shape[1]
+    h = outputs["h"]  # [T, B, D]
+    # One flat vmap over T * B (nested vmaps of the skinning hit an XLA CPU verifier bug).
+    flat = jax.vmap(lambda x: project(consts, x, settings=settings, image_size=size))(
+        h.reshape(-1, h.shape[-1])
+    )
+    verts, kp3d, kp2d = (x.reshape(*h.shape[:2], *x.shape[1:]) for x in flat)
+    rot, pose, betas, cam = dhpe.split_h(
+        h, rot_repr=settings.rot_repr, num_betas=settings.num_betas
+    )
+    per_t = jax.vmap(jax.vmap(losses.keypoint3d_loss), in_axes=(0, None, None))
+    kp2d_loss = jax.vmap(
+        jax.vmap(functools.partial(losses.keypoint2d_loss, image_size=(size, size))),
+        in_axes=(0, None, None),
+    )
+    refined_px = camera.ndc_to_pixels(outputs["refined2d"], image_size=size)
+    valid = batch["keypoint_valid"]
+    terms = {
+        "kp3d": per_t(kp3d, batch["keypoints_3d"], valid),
+        "kp2d": kp2d_loss(kp2d, batch["keypoints_2d"], valid),
+        "refine2d": kp2d_loss(refined_px, batch["keypoints_2d"], valid),
+        "pose_prior": jax.vmap(jax.vmap(losses.pose_prior, in_axes=(0, None)), in_axes=(0, None))(
+            pose, consts.mean_pose
+        ),
+        "shape_prior": jax.vmap(jax.vmap(losses.shape_prior))(betas),
+        "rot_reg": jax.vmap(jax.vmap(losses.rotation_regulariser))(rot),
+    }
+    terms["silhouette"] = jax.lax.cond(
+        silhouette_on,
+        lambda: _silhouette_losses(consts, verts, cam, batch, settings=settings),
+        lambda: jnp.zeros((1 if settings.silhouette_last_only else h.shape[0], h.shape[1])),
+    )
+    return terms
+
+
+def _silhouette_losses(consts, verts, cam, batch, *, settings: LossSettings):
+    """Silhouette MSE per iteration and example ([T, B], or [1, B] if only the last is rendered).
+
+    Examples whose mask is unlabelled get 0.
+    """
+    factor = batch["mask"].shape[1] // settings.silhouette_size
+    target = jax.vmap(lambda m: losses.area_downsample(m, factor))(batch["mask"])
+    render_one = functools.partial(silhouette, consts, settings=settings)
+    if settings.silhouette_last_only:
+        alpha = jax.vmap(render_one)(verts[-1], cam[-1])[None]
+    else:
+        alpha = jax.vmap(jax.vmap(render_one))(verts, cam)
+    loss = jax.vmap(jax.vmap(losses.silhouette_loss), in_axes=(0, None))(alpha, target)
+    return loss * batch["mask_valid"]
+
+
+def compute_losses(consts, outputs, batch, silhouette_on, *, settings: LossSettings, stage: str):
+    """Weighted total loss and the mean of every term.
+
+    Args:
+      consts: step constants.
+      outputs: the network outputs (``dhpe.DHPE``).
+      batch: the batch with ``image``, ``mask`` float in [0, 1] (see the module docstring).
+      silhouette_on: [] bool gate of the silhouette loss.
+      settings: loss settings.
+      stage: "e2d", "e3d" or "joint".
+
+    Returns:
+      (total [] float32, terms: dict name -> [] mean over batch (and iterations)).
+    """
+    terms = {}
+    if stage != "e3d":
+        terms.update(_e2d_losses(outputs, batch, settings=settings))
+    if stage != "e2d":
+        terms.update(_e3d_losses(consts, outputs, batch, silhouette_on, settings=settings))
+    means = {k: jnp.mean(v) for k, v in terms.items()}
+    total = sum(getattr(settings, k) * v for k, v in means.items())
+    if "kp3d" in terms:
+        means["kp3d_last"] = jnp.mean(terms["kp3d"][-1])
+    return total, means
+
+
+def _prepare(batch, key, *, color_jitter: float):
+    """Convert uint8 images/masks to float in [0, 1]; jitter brightness and contrast."""
+    images = batch["image"].astype(jnp.float32) / 255.0
+    if color_jitter > 0:
+        k1, k2 = jax.random.split(key)
+        b = images.shape[0]
+        gain = 1.0 + color_jitter * jax.random.uniform(k1, (b, 1, 1, 1), minval=-1, maxval=1)
+        bias = color_jitter * jax.random.uniform(k2, (b, 1, 1, 1), minval=-1, maxval=1)
+        mean = jnp.mean(images, axis=(1, 2, 3), keepdims=True)
+        images = jnp.clip((images - mean) * gain + mean + bias, 0.0, 1.0)
+    out = dict(batch, image=images, mask=batch["mask"].astype(jnp.float32))
+    out["mask_valid"] = batch["mask_valid"].astype(jnp.float32)
+    out["keypoint_valid"] = batch["keypoint_valid"].astype(jnp.float32)
+    return out
+
+
+def _mask_frozen(tree, stage: str):
+    keep = _TRAINABLE[stage]
+    if keep is None:
+        return tree
+    return {k: v if k in keep else jax.tree.map(jnp.zeros_like, v) for k, v in tree.items()}
+
+
+def train_step(
+    state: TrainState, batch, key, consts: Constants, *, model, optimizer, settings, stage: str
+):
+    """One optimiser step (jit with ``donate_argnums=0`` and the stage etc. bound).
+
+    Args:
+      state: the current state (donated).
+      batch: a global batch (see the module docstring).
+      key: the run's base PRNG key; the step's key is ``fold_in(key, state.step)``.
+      consts: step constants.
+      model: the ``dhpe.DHPE`` module.
+      optimizer: the Optax optimiser.
+      settings: loss settings.
+      stage: "e2d", "e3d" or "joint".
+
+    Returns:
+      (new state, metrics: dict name -> [] float32).
+    """
+    if stage not in STAGES:
+        raise ValueError(f"stage={stage!r}: expected one of {STAGES}")
+    step_key = jax.random.fold_in(key, state.step)
+    batch = _prepare(batch, step_key, color_jitter=settings.color_jitter)
+    gate = losses.silhouette_gate(
+        state.silhouette_on,
+        state.skeleton_ema,
+        state.step,
+        mode=settings.silhouette_gate,
+        threshold=settings.silhouette_threshold,
+        start_step=settings.silhouette_start_step,
+    )
+    gate = jnp.logical_and(gate, stage != "e2d")
+
+    def loss_fn(params):
+        outputs, new_vars = model.apply(
+            {"params": params, "batch_stats": state.batch_stats},
+            batch["image"],
+            consts.h_init,
+            train=True,
+            freeze_e2d=stage == "e3d",
+            run_e3d=stage != "e2d",
+            mutable=["batch_stats"],
+        )
+        total, terms = compute_losses(consts, outputs, batch, gate, settings=settings, stage=stage)
+        return total, (terms, new_vars["batch_stats"])
+
+    (total, (terms, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    grads = _mask_frozen(grads, stage)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, _mask_frozen(updates, stage))
+    ema = state.skeleton_ema
+    if "kp3d_last" in terms:
+        d = settings.skeleton_ema
+        ema = jnp.where(state.step == 0, terms["kp3d_last"], d * ema + (1 - d) * terms["kp3d_last"])
+    new_state = TrainState(
+        step=state.step + 1,
+        params=params,
+        batch_stats=batch_stats,
+        opt_state=opt_state,
+        silhouette_on=gate,
+        skeleton_ema=ema.astype(jnp.float32),
+    )
+    metrics = {"loss": total, **terms, "grad_norm": optax.tree.norm(grads)}
+    metrics["silhouette_on"] = gate.astype(jnp.float32)
+    return new_state, metrics
+
+
+def make_train_step(*, model, optimizer, settings: LossSettings, stage: str):
+    """Jit ``train_step`` for one stage with the state donated and replicated."""
+    step = functools.partial(
+        train_step, model=model, optimizer=optimizer, settings=settings, stage=stage
+    )
+    return jax.jit(step, donate_argnums=0)
+
+
+def predict(state: TrainState, images, consts: Constants, *, model, settings: LossSettings):
+    """Run the network and fProj in inference mode.
+
+    Args:
+      state: the train state.
+      images: [B, H, W, 3] uint8 crops.
+      consts: step constants.
+      model: the module.
+      settings: loss settings (h layout, silhouette size).
+
+    Returns:
+      dict: ``keypoints2d`` [B, K, 2] (fE2D, pixels), ``confidence`` [B, K], ``mask`` [B, h, w]
+      probability, ``h`` [B, D] (last iteration), ``verts`` [B, V, 3] and ``kp3d`` [B, K, 3]
+      metres, ``kp2d`` [B, K, 2] reprojected pixels, ``silhouette`` [B, S, S].
+    """
+    size = images.shape[1]
+    outputs = model.apply(
+        {"params": state.params, "batch_stats": state.batch_stats},
+        images.astype(jnp.float32) / 255.0,
+        consts.h_init,
+        train=False,
+    )
+    h = outputs["h"][-1]
+    verts, kp3d, kp2d = jax.vmap(lambda x: project(consts, x, settings=settings, image_size=size))(
+        h
+    )
+    cam = dhpe.split_h(h, rot_repr=settings.rot_repr, num_betas=settings.num_betas)[3]
+    alpha = jax.vmap(functools.partial(silhouette, consts, settings=settings))(verts, cam)
+    return {
+        "keypoints2d": outputs["keypoints2d"],
+        "confidence": outputs["confidence"],
+        "mask": jax.nn.sigmoid(outputs["mask_logits"]),
+        "h": h,
+        "verts": verts,
+        "kp3d": kp3d,
+        "kp2d": kp2d,
+        "silhouette": alpha,
+    }

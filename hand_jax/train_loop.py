@@ -1,0 +1,405 @@
+"""The training loop: config validation, data feeding, logging, evaluation, checkpoints.
+
+``train_and_evaluate(config, workdir=..., mano_path=..., data_dir=...)`` is the one call behind
+``launch/train.py``. It runs on one CPU or a multi-host TPU pod unchanged: the batch is split over
+all devices (``data`` mesh axis), each process reads only its rows of every global batch, only
+process 0 writes logs, metrics and PNGs, and every process takes part in checkpoint saves.
+
+Workdir layout: ``config.json`` (resolved config), ``metrics.jsonl`` (one JSON object per log or
+evaluation step), ``checkpoints/<step>/``, ``eval/step_<step>.png``.
+
+The data order is a function of the seed only: epoch e visits the training samples in the order
+``np.random.default_rng([seed, e]).permutation(N)``, cut into global batches; process p feeds rows
+[p * B / P, (p + 1) * B / P) of each. The iterator state (epoch, batch position) is checkpointed,
+so a resumed run sees exactly the batches an uninterrupted run would.
+"""
+
+import functools
+import json
+import os
+import time
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+
+from hand_jax import checkpoint, data, mano, params
+from hand_jax import train as tr
+from hand_jax import train_eval as te
+from hand_jax.models import dhpe
+
+_CHOICES = {
+    ("model", "depth"): (10, 18, 34, 50),
+    ("model", "dtype"): ("float32", "bfloat16"),
+    ("model", "rot_repr"): ("quat", "6d"),
+    ("loss", "silhouette_gate"): ("always", "never", "threshold", "step"),
+    ("optim", "schedule"): ("cosine", "constant"),
+}
+
+
+def _check_structure(config, reference, path=()):
+    for key in sorted(set(config.keys()) | set(reference.keys())):
+        where = ".".join((*path, key))
+        if key not in reference:
+            raise ValueError(f"config: unknown key {where!r} (not declared in the default config)")
+        if key not in config:
+            raise ValueError(f"config: missing key {where!r}")
+        value, ref = config[key], reference[key]
+        if hasattr(ref, "keys"):
+            if not hasattr(value, "keys"):
+                raise ValueError(f"config: {where!r} must be a section, got {value!r}")
+            _check_structure(value, ref, (*path, key))
+        elif not _same_type(value, ref):
+            raise ValueError(
+                f"config: {where!r} must be of type {type(ref).__name__} (like the default "
+                f"{ref!r}), got {type(value).__name__} {value!r}"
+            )
+
+
+def _same_type(value, ref) -> bool:
+    if isinstance(ref, bool) or isinstance(value, bool):
+        return type(value) is type(ref)
+    if isinstance(ref, float):
+        return isinstance(value, int | float)
+    return isinstance(value, type(ref))
+
+
+def validate_config(config, *, reference=None) -> None:
+    """Raise ``ValueError`` naming the key if the config is malformed (no JAX computation).
+
+    Args:
+      config: the training config.
+      reference: the default config declaring every key and its type; when given, unknown keys,
+        missing keys and wrong types are errors.
+    """
+    if reference is not None:
+        _check_structure(config, reference)
+    for (section, key), choices in _CHOICES.items():
+        if config[section][key] not in choices:
+            raise ValueError(
+                f"config: {section}.{key}={config[section][key]!r}: expected {choices}"
+            )
+    size = config.data.image_size
+    if size % 32 or size <= 0:
+        raise ValueError(f"config: data.image_size={size} must be a positive multiple of 32")
+    if config.loss.silhouette_size <= 0 or size % config.loss.silhouette_size:
+        raise ValueError(
+            f"config: loss.silhouette_size={config.loss.silhouette_size} must divide "
+            f"data.image_size={size}"
+        )
+    for section, key in (("train", "num_steps"), ("train", "log_every"), ("train", "eval_every"),
+                         ("train", "global_batch_size"), ("checkpoint", "every"),
+                         ("checkpoint", "keep"), ("model", "num_iterations")):  # fmt: skip
+        if config[section][key] <= 0:
+            raise ValueError(f"config: {section}.{key}={config[section][key]} must be positive")
+
+
+def check_devices(config) -> None:
+    """Raise ``ValueError`` if the global batch does not split evenly over devices and hosts."""
+    batch = config.train.global_batch_size
+    if batch % jax.device_count():
+        raise ValueError(
+            f"config: train.global_batch_size={batch} must be divisible by the device count "
+            f"{jax.device_count()}"
+        )
+
+
+class BatchIterator:
+    """Deterministic, checkpointable iterator over this process's rows of global batches.
+
+    Args:
+      samples: the training split (a sequence of cropped sample dicts).
+      global_batch: B.
+      seed: data-order seed.
+    """
+
+    def __init__(self, samples, *, global_batch: int, seed: int):
+        if len(samples) < global_batch:
+            raise ValueError(f"training split has {len(samples)} samples < batch {global_batch}")
+        self.samples, self.global_batch, self.seed = samples, global_batch, seed
+        self.epoch, self.position = 0, 0
+        self._rows = te.local_rows(global_batch)
+
+    def get_state(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
+
+    def set_state(self, state: dict) -> None:
+        if state["seed"] != self.seed:
+            logging.warning("Data seed changed from %d to %d on resume", state["seed"], self.seed)
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        per_epoch = len(self.samples) // self.global_batch
+        if self.position >= per_epoch:
+            self.epoch, self.position = self.epoch + 1, 0
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.samples))
+        start = self.position * self.global_batch
+        rows = order[start : start + self.global_batch][self._rows]
+        self.position += 1
+        return te.stack_samples([self.samples[int(i)] for i in rows])
+
+
+def stage_at(step: int, train_cfg) -> str:
+    """The stratified stage of a step: e2d, then e3d, then joint."""
+    if step < train_cfg.e2d_steps:
+        return "e2d"
+    if step < train_cfg.e2d_steps + train_cfg.e3d_steps:
+        return "e3d"
+    return "joint"
+
+
+def init_key(seed: int):
+    """The parameter-initialisation key (RBG generator: compiles far faster than threefry)."""
+    return jax.random.key(seed, impl="rbg")
+
+
+def make_constants(config, *, mano_path=None) -> tr.Constants:
+    """Load the hand model and build the mean-hand h."""
+    tips = config.model.tips or None
+    hand_model = mano.load_model(mano_path, side="right", tips=tips)
+    num_betas = config.model.num_betas or hand_model.num_betas
+    if num_betas > hand_model.num_betas:
+        raise ValueError(
+            f"config: model.num_betas={num_betas} exceeds the hand model's "
+            f"{hand_model.num_betas} shape components"
+        )
+    rotation = "quaternion" if config.model.rot_repr == "quat" else "6d"
+    mean = params.default_params(hand_model, rotation=rotation, fill=config.model.init_fill)
+    h_init = jnp.concatenate([mean.global_rot, mean.pose, mean.betas[:num_betas], mean.cam]).astype(
+        jnp.float32
+    )
+    return tr.Constants(hand_model, h_init, jnp.asarray(hand_model.hands_mean, jnp.float32))
+
+
+def _model(config):
+    m = config.model
+    return dhpe.make_model(
+        depth=m.depth, width=m.width, head_width=m.head_width, beta=m.beta,
+        num_iterations=m.num_iterations, hidden=m.hidden, conv_width=m.conv_width, dtype=m.dtype,
+    )  # fmt: skip
+
+
+class _Log:
+    """JSON lines and a progress line, written by process 0 only."""
+
+    def __init__(self, workdir: str, num_steps: int, batch_size: int):
+        self.path = os.path.join(workdir, "metrics.jsonl")
+        self.num_steps, self.batch_size = num_steps, batch_size
+        self.primary = jax.process_index() == 0
+        self.mark = None
+
+    def start(self, step: int) -> None:
+        self.mark = (time.perf_counter(), step)
+
+    def write(self, record: dict) -> None:
+        if self.primary:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def train(self, step: int, stage: str, metrics: dict) -> None:
+        now, (then, then_step) = time.perf_counter(), self.mark
+        rate = (step - then_step) / max(now - then, 1e-9)
+        self.mark = (now, step)
+        metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        self.write({"step": step, "stage": stage, "steps_per_sec": rate, **metrics})
+        if self.primary:
+            eta = (self.num_steps - step) / max(rate, 1e-9)
+            terms = " ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "silhouette_on")
+            logging.info(
+                "step %d/%d [%s] %s | sil %s | %.2f steps/s %.1f img/s ETA %s",
+                step, self.num_steps, stage, terms, bool(metrics.get("silhouette_on", 0)),
+                rate, rate * self.batch_size, time.strftime("%H:%M:%S", time.gmtime(eta)),
+            )  # fmt: skip
+
+
+def _evaluate(state, val_samples, consts, *, predict, config, workdir, step, log, sharding):
+    t = time.perf_counter()
+    p = te.run_predictions(
+        predict, state, val_samples, consts,
+        batch_size=config.train.global_batch_size, sharding=sharding,
+    )  # fmt: skip
+    if jax.process_index() == 0:
+        result = te.compute_metrics(p)
+        png = os.path.join(workdir, "eval", f"step_{step:07d}.png")
+        te.save_png(p, png, num=config.train.png_examples)
+        log.write({"step": step, "eval": result, "eval_seconds": time.perf_counter() - t})
+        logging.info("eval step %d: %s (PNG %s)", step,
+                     " ".join(f"{k} {v:.4g}" for k, v in result.items()), png)  # fmt: skip
+    log.start(step)
+
+
+def _load_samples(config, data_dir, split, count):
+    if not data_dir:
+        raise ValueError("--data_dir is required to load the training data (see BUILD.md)")
+    samples = data.load_split(config.data.name, data_dir, split, crop_size=config.data.image_size)
+    return samples if count <= 0 else [samples[i] for i in range(min(count, len(samples)))]
+
+
+class Programs(NamedTuple):
+    """The run's module, optimiser, loss settings and jitted functions (memoised per config)."""
+
+    model: Any
+    optimizer: Any
+    settings: tr.LossSettings
+    init: Any  # (key, h_init) -> TrainState, jitted into replicated shardings
+    abstract: Any  # TrainState of ShapeDtypeStruct with shardings
+    steps: dict  # stage -> jitted train step
+    predict: Any
+
+
+def programs_for(config, *, num_betas: int, h_dim: int) -> Programs:
+    """The programs of a config, built once per distinct (model, optim, loss, input) settings.
+
+    Args:
+      config: the training config.
+      num_betas: S, resolved against the hand model.
+      h_dim: D, the length of the flat h.
+    """
+    horizon = config.train.num_steps if config.optim.schedule == "cosine" else 0
+    key = {
+        "model": config.model.to_dict(),
+        "optim": config.optim.to_dict(),
+        "loss": config.loss.to_dict(),
+        "data": {"image_size": config.data.image_size},
+        "train": {"color_jitter": config.train.color_jitter, "num_steps": horizon},
+    }
+    return _programs(json.dumps(key, sort_keys=True), num_betas, h_dim)
+
+
+@functools.lru_cache(maxsize=8)
+def _programs(config_json: str, num_betas: int, h_dim: int) -> Programs:
+    config = ml_collections.ConfigDict(json.loads(config_json))
+    model = _model(config)
+    optimizer = tr.make_optimizer(config.optim, num_steps=config.train.num_steps)
+    settings = tr.LossSettings.from_config(config, num_betas=num_betas)
+    init = functools.partial(
+        tr.create_train_state, model=model, optimizer=optimizer,
+        image_size=config.data.image_size,
+    )  # fmt: skip
+    abstract = jax.eval_shape(init, init_key(0), h_init=jax.ShapeDtypeStruct((h_dim,), jnp.float32))
+    shardings = tr.replicated(tr.make_mesh(), abstract)
+    abstract = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
+    )
+    steps = {
+        s: tr.make_train_step(model=model, optimizer=optimizer, settings=settings, stage=s)
+        for s in tr.STAGES
+    }
+    predict = jax.jit(functools.partial(tr.predict, model=model, settings=settings))
+    init = jax.jit(init, out_shardings=shardings)
+    return Programs(model, optimizer, settings, init, abstract, steps, predict)
+
+
+def _initial_state(config, ckpt, programs: Programs, consts):
+    """Resume (workdir, then init_from, then scratch) and the data-iterator state."""
+    source, restored, data_state = ckpt.restore(
+        programs.abstract, init_from=config.checkpoint.init_from
+    )
+    if source == "workdir":
+        return restored, data_state
+    state = programs.init(init_key(config.seed), h_init=consts.h_init)
+    if source == "init":
+        state = state._replace(params=restored["params"], batch_stats=restored["batch_stats"])
+    return state, None
+
+
+def build(config, *, mano_path=None):
+    """Build the mesh, the replicated step constants and the (memoised) programs of a config.
+
+    Returns:
+      (mesh, consts, programs).
+    """
+    mesh = tr.make_mesh()
+    consts = make_constants(config, mano_path=mano_path)
+    h_dim = consts.h_init.shape[0]
+    num_betas = h_dim - dhpe.h_dim(rot_repr=config.model.rot_repr, num_betas=0)
+    consts = jax.device_put(consts, tr.replicated(mesh, consts))
+    return mesh, consts, programs_for(config, num_betas=num_betas, h_dim=h_dim)
+
+
+def _setup(config, *, mano_path, data_dir, train_samples, val_samples):
+    mesh, consts, programs = build(config, mano_path=mano_path)
+    if train_samples is None:
+        train_samples = _load_samples(config, data_dir, config.data.train_split, 0)
+    if val_samples is None:
+        val_samples = _load_samples(
+            config, data_dir, config.data.val_split, config.train.eval_examples
+        )
+    return mesh, consts, programs, train_samples, val_samples
+
+
+def train_and_evaluate(
+    config, *, workdir: str, mano_path=None, data_dir=None, train_samples=None, val_samples=None
+):
+    """Train (resuming if possible), evaluate every ``eval_every`` steps, checkpoint.
+
+    Args:
+      config: the training config (``launch/configs/default.py``); validated first.
+      workdir: run directory (created).
+      mano_path: MANO ``.pkl``/``.npz``; None = the embedded default hand.
+      data_dir: root of the dataset named by ``config.data.name``.
+      train_samples, val_samples: sequences of cropped samples to use instead of loading
+        ``data_dir`` (tests, notebooks).
+
+    Returns:
+      The final ``TrainState`` (after a SIGTERM: the state saved at the stopping step).
+    """
+    validate_config(config)
+    check_devices(config)
+    os.makedirs(workdir, exist_ok=True)
+    mesh, consts, programs, train_samples, val_samples = _setup(
+        config, mano_path=mano_path, data_dir=data_dir,
+        train_samples=train_samples, val_samples=val_samples,
+    )  # fmt: skip
+    ckpt = checkpoint.Checkpointer(workdir, keep=config.checkpoint.keep,
+                                   every=config.checkpoint.every)  # fmt: skip
+    guard = checkpoint.PreemptionGuard()
+    try:
+        state, data_state = _initial_state(config, ckpt, programs, consts)
+        batches = BatchIterator(
+            train_samples, global_batch=config.train.global_batch_size, seed=config.seed
+        )
+        if data_state is not None:
+            batches.set_state(data_state)
+        if jax.process_index() == 0:
+            with open(os.path.join(workdir, "config.json"), "w") as f:
+                f.write(config.to_json(indent=2))
+        loop = functools.partial(_loop, config, workdir=workdir, mesh=mesh, ckpt=ckpt, guard=guard)
+        return loop(state, batches, consts, programs, val_samples)
+    finally:
+        ckpt.close()
+        guard.close()
+
+
+def _loop(config, state, batches, consts, programs, val_samples, *, workdir, mesh, ckpt, guard):
+    """Run steps until ``num_steps`` or SIGTERM; save at the end."""
+    cfg, sharding = config.train, tr.batch_sharding(mesh)
+    config_dict = json.loads(config.to_json())
+    step_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+    log = _Log(workdir, cfg.num_steps, cfg.global_batch_size)
+    step = int(jax.device_get(state.step))
+    log.start(step)
+    saved = False
+    while step < cfg.num_steps:
+        stage = stage_at(step, cfg)
+        batch = te.to_global(next(batches), sharding)
+        state, metrics = programs.steps[stage](state, batch, step_key, consts)
+        step += 1
+        if step % cfg.log_every == 0 or step == cfg.num_steps:
+            log.train(step, stage, metrics)
+        if step % cfg.eval_every == 0 or step == cfg.num_steps:
+            _evaluate(state, val_samples, consts, predict=programs.predict, config=config,
+                      workdir=workdir, step=step, log=log, sharding=sharding)  # fmt: skip
+        saved = ckpt.maybe_save(step, state, config=config_dict, data_state=batches.get_state())
+        if guard.should_stop():
+            logging.warning("Stopping at step %d on SIGTERM", step)
+            break
+    if not saved and step > 0:
+        ckpt.save(step, state, config=config_dict, data_state=batches.get_state())
+    return state
