@@ -9,18 +9,15 @@ pose (so the prior fits MANO and the default hand alike, whatever their frames):
 - twist: ``d``.
 
 The joint's axis-angle is ``flex * a_flex + abd * a_abd + twist * a_twist`` (small abduction and
-twist, so the mix is close to the composition). Ranges, degrees (flexion, abduction, twist):
+twist, so the mix is close to the composition). Ranges, degrees:
 
-========  =====================  ============  ==========  ==========  ==========
-joint     flexion                abduction by finger (index, middle, ring, pinky)  twist
-========  =====================  ============  ==========  ==========  ==========
-MCP       -15 .. 85              -8 .. 18      -10 .. 10   -14 .. 8    -22 .. 8    -5 .. 5
-PIP       0 .. 100               0             0           0           0           -3 .. 3
-DIP       -5 .. 75, ~2/3 PIP     0             0           0           0           -3 .. 3
-========  =====================  ============  ==========  ==========  ==========
-
-Thumb: CMC flexion -15 .. 45, abduction -25 .. 30, twist -15 .. 15; MCP flexion -5 .. 55,
-abduction -8 .. 8, twist -5 .. 5; IP flexion -10 .. 80.
+- finger MCP: flexion -15 .. 85; abduction index -8 .. 18, middle -10 .. 10, ring -14 .. 8,
+  pinky -22 .. 8; twist -5 .. 5.
+- finger PIP: flexion 0 .. 100; no abduction; twist -3 .. 3.
+- finger DIP: flexion -5 .. 75, drawn as 2/3 of the PIP flexion plus noise; twist -3 .. 3.
+- thumb CMC: flexion -15 .. 45, abduction -25 .. 30, twist -15 .. 15.
+- thumb MCP: flexion -5 .. 55, abduction -8 .. 8, twist -5 .. 5.
+- thumb IP: flexion -10 .. 80.
 
 Sampling: a curl level per finger in [0, 1] (with probability ``independent_prob`` drawn
 independently per finger, otherwise a shared grasp level plus noise, which gives open hands,
