@@ -11,12 +11,16 @@ inverse depth ``z~ = (far - z) / (far - near)``:
     attrs(p) = sum_f w_f a_f(p) + w_bg * background,
     depth(p) = sum_f w_f z_f(p) + w_bg * background_depth.
 
-The softmax is shifted by the per-pixel maximum of ``log D_f + z~_f / gamma`` (a first,
-non-differentiated pass), so nothing overflows however small gamma is. Depth units are the
+As in SoftRas, a face takes part in a pixel's colour and depth only where ``D >= tol`` (with a
+small gamma, even a far face's tiny D would otherwise outweigh the background), so colour and
+depth do not depend on the tiling. The softmax is shifted by the per-pixel maximum of
+``log D_f + z~_f / gamma`` (a first, non-differentiated pass), so nothing overflows however
+small gamma is. Depth units are the
 caller's (those of the vertices' third column); without a depth column every face has depth 0.
 """
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -60,8 +64,10 @@ def _pair_terms(px, py, p, sigma, perspective: bool):
 
 
 def _log_weight(x, depth, c):
+    """log(D exp(z~ / gamma)); -inf for D < tol (the face takes no part at this pixel)."""
     z_norm = (c["far"] - depth) / (c["far"] - c["znear"])
-    return jax.nn.log_sigmoid(x) + z_norm / c["gamma"]
+    log_w = jax.nn.log_sigmoid(x) + z_norm / c["gamma"]
+    return jnp.where(x >= c["min_logit"], log_w, -jnp.inf)
 
 
 def _max_kernel(px, py, tile, p, c, *, perspective):
@@ -73,7 +79,7 @@ def _max_kernel(px, py, tile, p, c, *, perspective):
 def _sum_kernel(px, py, tile, p, c, *, perspective):
     x, depth, attrs = _pair_terms(px, py, p, c["sigma"], perspective)
     shift = jax.lax.stop_gradient(c["shift"]).at[tile].get(mode="fill", fill_value=0)
-    e = jnp.exp(_log_weight(x, depth, c) - shift)
+    e = jnp.exp(_log_weight(x, depth, c) - shift)  # 0 where D < tol
     log_t = -jax.nn.softplus(x)
     return jnp.concatenate(
         [log_t[..., None], e[..., None], (e * depth)[..., None], e[..., None] * attrs], -1
@@ -135,6 +141,7 @@ def soft_rasterize(
     znear = 0.0 if near is None else near
     c = {k: jnp.asarray(v, dtype) for k, v in
          dict(sigma=sigma, gamma=gamma, znear=znear, far=far).items()}  # fmt: skip
+    c["min_logit"] = jnp.asarray(-math.log((1.0 - tol) / tol), dtype)
     loop = (hw, tile_size, chunk, params)
     idx = (bins.face, bins.tile, bins.num_pairs)
     shift = pairs.pair_reduce(

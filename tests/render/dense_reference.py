@@ -122,8 +122,11 @@ def soft_silhouette_scalar(verts, faces, h, w, sigma):
 
 
 def soft_rasterize(verts, faces, attrs, h, w, *, sigma, gamma, eps, near, far, background,
-                   background_depth, perspective):  # fmt: skip
-    """SoftRas alpha [H, W], depth [H, W] and attributes [H, W, A], every pixel x every face."""
+                   background_depth, perspective, tol):  # fmt: skip
+    """SoftRas alpha [H, W], depth [H, W] and attributes [H, W, A], every pixel x every face.
+
+    Faces take part in a pixel's colour and depth where D >= tol (SoftRas's threshold).
+    """
     verts, valid = _valid_faces(verts, faces, near)
     attrs = np.asarray(attrs, np.float64)
     p = pixel_centres(h, w)
@@ -146,6 +149,7 @@ def soft_rasterize(verts, faces, attrs, h, w, *, sigma, gamma, eps, near, far, b
         else:
             depth = bary @ z
         log_w = -_softplus(-x) + (far - depth) / (far - z_near) / gamma
+        log_w = np.where(_sigmoid(x) >= tol, log_w, -np.inf)
         terms.append((log_w, depth, bary @ attrs[face]))
     log_ws = np.stack([t[0] for t in terms] + [np.full(len(p), eps / gamma)])
     weights = np.exp(log_ws - log_ws.max(0))

@@ -1,0 +1,76 @@
+"""Soft depth and colour (SoftRas aggregation) against the plain-numpy reference."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from hand_jax import render
+
+from . import dense_reference as ref
+from . import random_mesh
+
+SETTINGS = dict(sigma=1.5, gamma=0.02, eps=1e-3, near=0.0, far=4.0, background=0.25, tol=1e-9)
+
+
+@pytest.mark.parametrize("perspective", [True, False])
+def test_matches_reference(perspective):
+    rng = np.random.default_rng(int(perspective))
+    verts, faces = random_mesh(rng, 12, 16)
+    colors = rng.uniform(size=(len(verts), 3)).astype(np.float32)
+    fn = jax.jit(functools.partial(render.soft_rasterize, image_size=(16, 20),
+                                   perspective_correct=perspective, **SETTINGS))  # fmt: skip
+    out = fn(verts, faces, colors)
+    kw = dict(SETTINGS, background_depth=4.0, perspective=perspective)
+    alpha, depth, attrs = ref.soft_rasterize(verts, faces, colors, 16, 20, **kw)
+    np.testing.assert_allclose(out.alpha, alpha, atol=1e-5)
+    np.testing.assert_allclose(out.depth, depth, atol=1e-5 * 4)
+    np.testing.assert_allclose(out.attrs, attrs, atol=1e-5)
+
+
+def test_alpha_equals_soft_silhouette_and_tiny_gamma_is_finite():
+    verts, faces = random_mesh(np.random.default_rng(2), 10, 16)
+    out = jax.jit(functools.partial(render.soft_rasterize, image_size=16, gamma=1e-7))(
+        verts, faces, np.ones((len(verts), 2), np.float32)
+    )
+    alpha = jax.jit(functools.partial(render.soft_silhouette, image_size=16))(verts, faces)
+    np.testing.assert_allclose(out.alpha, alpha, atol=1e-6)
+    assert np.all(np.isfinite(out.depth)) and np.all(np.isfinite(out.attrs))
+
+
+def test_nearest_face_wins_with_small_gamma():
+    # Two overlapping squares' worth of triangles: the nearer (z = 1) is red, the farther blue.
+    quad = np.array([[2, 2], [14, 2], [14, 14], [2, 14]], np.float32)
+    verts = np.concatenate([np.c_[quad, np.full(4, 2.0)], np.c_[quad, np.full(4, 1.0)]])
+    faces = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
+    colors = np.array([[0, 0, 1]] * 4 + [[1, 0, 0]] * 4, np.float32)
+    fn = functools.partial(render.soft_rasterize, image_size=16, sigma=0.1, gamma=1e-3, far=10.0)
+    out = jax.jit(fn)(verts, faces, colors)
+    np.testing.assert_allclose(out.attrs[8, 8], [1, 0, 0], atol=1e-3)
+    np.testing.assert_allclose(out.depth[8, 8], 1.0, atol=1e-3)
+    np.testing.assert_allclose(out.depth[0, 0], 10.0, atol=1e-3)  # background depth = far
+
+
+def test_check_grads_float64():
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(7)
+        verts, faces = random_mesh(rng, 4, 10, size=5.0)
+        colors = jnp.asarray(rng.uniform(size=(len(verts), 3)))
+        w = jnp.asarray(rng.normal(size=(10, 10)))
+
+        def loss(v, c):
+            out = render.soft_rasterize(v, faces, c, image_size=10, sigma=2.0, gamma=0.05,
+                                        far=4.0)  # fmt: skip
+            return jnp.sum(w * (out.alpha + 0.1 * out.depth + out.attrs[..., 1]))
+
+        args = (jnp.asarray(verts, jnp.float64), colors)
+        check_grads(jax.jit(loss), args, order=1, modes=("rev",), eps=1e-6)
+
+
+def test_bad_attrs_raise():
+    with pytest.raises(ValueError, match="vert_attrs"):
+        render.soft_rasterize(np.zeros((3, 2)), np.array([[0, 1, 2]]), np.zeros((4, 3)),
+                              image_size=8)  # fmt: skip

@@ -1,0 +1,116 @@
+"""Hard z-buffer renderer: against a numpy z-buffer, shading closed forms, soft limit."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hand_jax import camera, render
+
+from . import dense_reference as ref
+from . import hand_in_crop, load_default_hand, random_mesh, rotation, synthetic_hand_mesh
+
+
+@pytest.mark.parametrize("perspective", [True, False])
+def test_zbuffer_matches_reference(perspective):
+    rng = np.random.default_rng(int(perspective))
+    verts, faces = random_mesh(rng, 30, 24, size=8.0)
+    colors = rng.uniform(size=(len(verts), 3)).astype(np.float32)
+    fn = jax.jit(functools.partial(render.render_hard, image_size=(24, 26), tile_size=8,
+                                   perspective_correct=perspective))  # fmt: skip
+    out = fn(verts, faces, colors)
+    face_map, depth = ref.hard_zbuffer(verts, faces, 24, 26, perspective=perspective)
+    np.testing.assert_array_equal(np.asarray(out.mask) > 0, face_map >= 0)
+    np.testing.assert_allclose(out.depth, depth, rtol=1e-5)
+    # unlit colour = barycentric interpolation of the visible face's vertex colours
+    j, i = np.argwhere(face_map >= 0)[len(np.argwhere(face_map >= 0)) // 2]
+    tri = verts[faces[face_map[j, i]]].astype(np.float64)
+    a, b, c = tri[:, :2]
+    p = np.array([i + 0.5, j + 0.5])
+
+    def cross(u, v):
+        return u[0] * v[1] - u[1] * v[0]
+
+    bary = np.array([cross(c - b, p - b), cross(a - c, p - c), cross(b - a, p - a)])
+    bary = bary / cross(b - a, c - a)
+    if perspective:
+        bary = bary / tri[:, 2] / np.sum(bary / tri[:, 2])
+    np.testing.assert_allclose(out.rgb[j, i], bary @ colors[faces[face_map[j, i]]], atol=1e-5)
+
+
+def test_lambertian_closed_form_and_background():
+    # A square facing the camera at depth 2, lit head-on, then at 60 degrees.
+    quad = np.array([[-1, -1, 2], [1, -1, 2], [1, 1, 2], [-1, 1, 2]], np.float32)
+    faces = np.array([[0, 2, 1], [0, 3, 2]])  # counter-clockwise seen from the camera (-z)
+    K = np.array([[8.0, 0, 8], [0, 8, 8], [0, 0, 1]], np.float32)
+    color = np.array([0.8, 0.5, 0.2], np.float32)
+    normals = render.vertex_normals(jnp.asarray(quad), jnp.asarray(faces))
+    np.testing.assert_allclose(normals, np.tile([0, 0, -1], (4, 1)), atol=1e-6)
+    kw = dict(K=K, image_size=16, ambient=0.3, diffuse=0.7, background=(0.0, 0.1, 0.2))
+    fn = jax.jit(render.render_mesh, static_argnames="image_size")
+    out = fn(quad, faces, np.tile(color, (4, 1)), **kw)
+    np.testing.assert_allclose(out.rgb[8, 8], color, atol=1e-5)
+    np.testing.assert_allclose(out.depth[8, 8], 2.0, atol=1e-5)
+    np.testing.assert_allclose(out.rgb[0, 0], [0.0, 0.1, 0.2])
+    light = (np.sin(np.pi / 3), 0.0, -np.cos(np.pi / 3))
+    out = fn(quad, faces, np.tile(color, (4, 1)), light_dir=light, **kw)
+    np.testing.assert_allclose(out.rgb[8, 8], color * (0.3 + 0.7 * 0.5), atol=1e-5)
+
+
+def test_supersampling_gives_fractional_coverage():
+    # Right half of a pixel covered: x from 4.5 (pixel 4's centre) to the image edge.
+    verts = np.array([[4.5, -1, 1], [20, -1, 1], [20, 20, 1], [4.5, 20, 1]], np.float32)
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    out = jax.jit(functools.partial(render.render_hard, image_size=8, supersample=4))(verts, faces)
+    np.testing.assert_allclose(out.mask[3, :], [0, 0, 0, 0, 0.5, 1, 1, 1])
+    np.testing.assert_allclose(out.depth[3, 4:], 1.0, rtol=1e-6)
+
+
+def test_faces_behind_camera_are_culled():
+    verts = np.array([[1, 1, 1], [9, 1, 1], [1, 9, 1], [0, 0, -1], [9, 0, -1], [0, 9, 0]],
+                     np.float32)  # fmt: skip
+    faces = np.array([[0, 1, 2], [3, 4, 5]])
+    fn = jax.jit(functools.partial(render.render_hard, image_size=10))
+    out, only_front = fn(verts, faces), fn(verts[:3], faces[:1])
+    np.testing.assert_array_equal(out.mask, only_front.mask)
+
+
+def test_soft_silhouette_approaches_hard_mask():
+    # sigma = 0.0022 px^2: one edge's coverage falls from 0.5 to 0.01 within 2.14 sqrt(sigma)
+    # = 0.1 px. (At sigma = 0.01 the IoU is 0.97-0.98: the front and back faces meeting at the
+    # contour add up just outside it, as SoftRas does.)
+    verts, faces = load_default_hand() or synthetic_hand_mesh()
+    hard_fn = jax.jit(functools.partial(render.render_hard, image_size=64,
+                                        perspective_correct=False))  # fmt: skip
+    soft_fn = jax.jit(render.soft_silhouette, static_argnames="image_size")
+    for rot in [(-1.4, 0.3, 0.2), (0.0, 0.0, 0.5), (1.57, 0.0, 0.0)]:
+        screen = hand_in_crop(verts, 64, rot=rot)
+        hard = np.asarray(hard_fn(screen, faces).mask) > 0.5
+        ious = []
+        for sigma in [0.1, 0.0022]:
+            soft = np.asarray(soft_fn(screen, faces, image_size=64, sigma=sigma)) > 0.5
+            ious.append((soft & hard).sum() / (soft | hard).sum())
+        assert ious[1] >= 0.98 and ious[1] > ious[0]
+
+
+def test_render_mesh_of_a_hand_has_plausible_depth():
+    verts, faces = synthetic_hand_mesh()
+    verts = verts @ rotation(0.2, 0.3, 0.0).T.astype(np.float32) + np.float32([0, 0, 0.5])
+    K = np.array([[300.0, 0, 32], [0, 300, 32], [0, 0, 1]], np.float32)
+    out = jax.jit(functools.partial(render.render_mesh, K=K, image_size=64))(verts, faces)
+    covered = np.asarray(out.mask) > 0
+    assert 0.05 < covered.mean() < 0.9
+    depth = np.asarray(out.depth)[covered]
+    assert depth.min() >= verts[:, 2].min() - 1e-4 and depth.max() <= verts[:, 2].max() + 1e-4
+    uv = camera.project_perspective(verts, K)
+    assert np.all(np.isfinite(np.asarray(out.rgb))) and np.asarray(uv).shape == (len(verts), 2)
+
+
+def test_bad_inputs_raise():
+    faces = np.array([[0, 1, 2]])
+    with pytest.raises(ValueError, match="vert_colors"):
+        render.render_hard(np.zeros((3, 3)), faces, np.zeros((2, 3)), image_size=8)
+    with pytest.raises(ValueError, match="supersample"):
+        render.render_hard(np.zeros((3, 3)), faces, image_size=8, supersample=0)
