@@ -82,13 +82,8 @@ class HandModel:
     tip_ids: tuple[int, ...] = TIP_PRESETS[DEFAULT_TIPS]
     side: str = "right"
 
-    @property
-    def num_verts(self) -> int:
-        return self.v_template.shape[0]
-
-    @property
-    def num_betas(self) -> int:
-        return self.shapedirs.shape[-1]
+    num_verts = property(lambda self: self.v_template.shape[0], doc="V")
+    num_betas = property(lambda self: self.shapedirs.shape[-1], doc="S")
 
 
 jax.tree_util.register_dataclass(
@@ -142,10 +137,9 @@ def make_model(*, parents=kp.MANO_PARENTS, tip_ids=DEFAULT_TIPS, side="right", *
       HandModel with float arrays in the default jax float dtype and int32 faces; a missing
       field, a wrong shape or a bad argument raises ValueError naming it.
     """
-    missing = [k for k in _ARRAY_FIELDS if k not in arrays]
-    extra = sorted(set(arrays) - set(_ARRAY_FIELDS))
+    missing, extra = set(_ARRAY_FIELDS) - set(arrays), set(arrays) - set(_ARRAY_FIELDS)
     if missing or extra:
-        raise ValueError(f"make_model: missing fields {missing}, unknown fields {extra}")
+        raise ValueError(f"make_model: missing {sorted(missing)}, unknown {sorted(extra)}")
     if side not in SIDES:
         raise ValueError(f"side={side!r}: expected one of {SIDES}")
     num_verts = np.shape(arrays["v_template"])[0]
@@ -194,13 +188,18 @@ def forward_rotmats(model: HandModel, rotmats, betas, transl=None) -> ManoOutput
     rotmats, betas = rotmats.astype(dtype), betas.astype(dtype)
     m = jax.tree.map(lambda x: x.astype(dtype) if x.dtype != jnp.int32 else x, model)
 
-    v_shaped = kinematics.blend_shapes(m.v_template, m.shapedirs[..., :num_betas], betas)
-    rest_joints = kinematics.regress_joints(m.J_regressor, v_shaped)
-    features = kinematics.pose_features(rotmats)
-    v_posed = kinematics.blend_shapes(v_shaped, m.posedirs, features)
+    # Coordinate-major [3, V] inside (see hand_jax.geometry.kinematics). One basis [3, V, S'+135]
+    # for shape and pose blend shapes; rest joints regressed from template and shape basis
+    # (linear in betas). These are built once per call, outside any vmap over hands.
+    shapedirs = m.shapedirs[..., :num_betas]
+    dirs = jnp.swapaxes(jnp.concatenate([shapedirs, m.posedirs], axis=-1), 0, 1)
+    joint_dirs = jnp.einsum("jv,vcs->jcs", m.J_regressor, shapedirs)  # [16, 3, S']
+    rest_joints = kinematics.regress_joints(m.J_regressor, m.v_template.T) + joint_dirs @ betas
+    coeffs = jnp.concatenate([betas, kinematics.pose_features(rotmats)])
+    v_posed = kinematics.blend_shapes(m.v_template.T, dirs, coeffs)
     global_rots, joints = kinematics.forward_kinematics(rotmats, rest_joints, parents=m.parents)
     skin_r, skin_t = kinematics.skinning_transforms(global_rots, joints, rest_joints)
-    verts = kinematics.linear_blend_skinning(v_posed, m.weights, skin_r, skin_t)
+    verts = kinematics.linear_blend_skinning(v_posed, m.weights, skin_r, skin_t).T
     if transl is not None:
         chex.assert_shape(transl, (3,))
         transl = transl.astype(dtype)

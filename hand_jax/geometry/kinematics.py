@@ -6,8 +6,15 @@ vectors, local to each joint's parent (the root's is global). The kinematic tree
 ``parents`` is a Python tuple with ``parents[root] == -1``. Forward kinematics runs one vectorised
 step per depth level of the tree (4 levels for a hand) rather than one step per joint.
 
-Rigid transforms are kept as a rotation ``[..., 3, 3]`` and a translation ``[..., 3]`` instead of
-4x4 matrices, so the bottom row ``(0, 0, 0, 1)`` is never multiplied.
+Layout: vertex arrays here are coordinate-major, ``[3, V]`` (rows x, y, z), and blend shape
+bases ``[3, V, N]``. With V innermost, every per-vertex product of a batch of hands is one large
+matrix multiplication followed by contiguous multiply-adds, with no transposes of ``[B, V, 3]``
+arrays between them (XLA's CPU backend spends most of its time on those otherwise).
+``hand_jax.mano`` converts to and from the ``[V, 3]`` layout of its public API. Joint arrays stay
+``[J, 3]``. Rigid transforms are kept as a rotation ``[..., 3, 3]`` and a translation ``[..., 3]``
+instead of 4x4 matrices. Products of 3x3 matrices and 3-vectors are written as broadcast
+multiply-adds rather than ``matmul``/``einsum``: under ``vmap`` those become dot products with
+batch dimensions, which XLA's CPU backend runs as one tiny matrix product per batch element.
 """
 
 import functools
@@ -50,20 +57,29 @@ def kinematic_levels(parents: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(level) for level in levels)
 
 
+def matvec3(m, v):
+    """Return ``m @ v`` for [..., 3, 3] matrices and [..., 3] vectors, as multiply-adds."""
+    return m[..., 0] * v[..., 0:1] + m[..., 1] * v[..., 1:2] + m[..., 2] * v[..., 2:3]
+
+
+def matmul3(a, b):
+    """Return ``a @ b`` for [..., 3, 3] matrices, as multiply-adds."""
+    return sum(a[..., :, k : k + 1] * b[..., k : k + 1, :] for k in range(3))
+
+
 def blend_shapes(template, dirs, coeffs):
     """Add a linear combination of blend shapes to a template.
 
     Args:
-      template: [V, 3] rest vertices.
-      dirs: [V, 3, N] blend shape directions (per unit coefficient).
+      template: [3, V] rest vertices, coordinate-major.
+      dirs: [3, V, N] blend shape directions (per unit coefficient).
       coeffs: [N] coefficients (MANO: betas, or the 135 pose features).
 
     Returns:
-      [V, 3] ``template + dirs @ coeffs``.
+      [3, V] ``template + dirs @ coeffs``.
     """
-    num_verts = template.shape[0]
-    flat = dirs.reshape(num_verts * 3, dirs.shape[-1])
-    return template + (flat @ coeffs).reshape(num_verts, 3)
+    flat = dirs.reshape(-1, dirs.shape[-1])  # [3 V, N]
+    return template + (flat @ coeffs).reshape(template.shape)
 
 
 def pose_features(rotmats):
@@ -84,12 +100,12 @@ def regress_joints(j_regressor, verts):
 
     Args:
       j_regressor: [J, V] regressor (rows are vertex weights).
-      verts: [V, 3] vertices.
+      verts: [3, V] vertices, coordinate-major.
 
     Returns:
       [J, 3] joints.
     """
-    return j_regressor @ verts
+    return (verts @ j_regressor.T).T
 
 
 def forward_kinematics(rotmats, joints, *, parents):
@@ -119,8 +135,8 @@ def forward_kinematics(rotmats, joints, *, parents):
             pos = np.asarray([prev_pos[p] for p in par])
             parent_r, parent_t = rots[-1][pos], trans[-1][pos]
             offsets = joints[idx] - joints[par]  # [n, 3] bone vectors in the rest pose
-            r = parent_r @ local_r
-            t = jnp.einsum("nij,nj->ni", parent_r, offsets) + parent_t
+            r = matmul3(parent_r, local_r)
+            t = matvec3(parent_r, offsets) + parent_t
         rots.append(r)
         trans.append(t)
         prev_pos = {j: i for i, j in enumerate(level)}
@@ -140,7 +156,7 @@ def skinning_transforms(global_rots, posed_joints, rest_joints):
     Returns:
       ``(rots, trans)``: [J, 3, 3] and [J, 3] with ``x_posed = rots[j] @ x_rest + trans[j]``.
     """
-    trans = posed_joints - jnp.einsum("jab,jb->ja", global_rots, rest_joints)
+    trans = posed_joints - matvec3(global_rots, rest_joints)
     return global_rots, trans
 
 
@@ -148,16 +164,18 @@ def linear_blend_skinning(verts, weights, rots, trans):
     """Deform vertices by a weighted blend of per-joint rigid transforms.
 
     Args:
-      verts: [V, 3] rest-pose vertices (after blend shapes).
+      verts: [3, V] rest-pose vertices (after blend shapes), coordinate-major.
       weights: [V, J] skinning weights, rows summing to 1.
       rots: [J, 3, 3] per-joint rotations (from ``skinning_transforms``).
       trans: [J, 3] per-joint translations.
 
     Returns:
-      [V, 3] posed vertices.
+      [3, V] posed vertices, coordinate-major.
     """
     num_joints = rots.shape[0]
-    stacked = jnp.concatenate([rots.reshape(num_joints, 9), trans], axis=1)  # [J, 12]
-    blended = weights @ stacked  # [V, 12]
-    blend_r = blended[:, :9].reshape(-1, 3, 3)
-    return jnp.einsum("vab,vb->va", blend_r, verts) + blended[:, 9:]
+    # Per joint: the three columns of its rotation, then its translation (12 numbers).
+    columns = jnp.swapaxes(rots, -1, -2).reshape(num_joints, 9)
+    stacked = jnp.concatenate([columns, trans], axis=1)  # [J, 12]
+    blended = stacked.T @ weights.T  # [12, V]
+    x, y, z = verts[0:1], verts[1:2], verts[2:3]
+    return blended[0:3] * x + blended[3:6] * y + blended[6:9] * z + blended[9:12]

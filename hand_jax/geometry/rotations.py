@@ -68,10 +68,13 @@ def axis_angle_to_matrix(axis_angle):
     Returns:
       [..., 3, 3] rotation matrices; gradients are finite (and exact) at the zero vector.
     """
-    a, b = _rodrigues_coefficients(_safe_norm_sq(axis_angle))
+    theta_sq = _safe_norm_sq(axis_angle)
+    a, b = _rodrigues_coefficients(theta_sq)
     k = skew(axis_angle)
     eye = jnp.eye(3, dtype=axis_angle.dtype)
-    return eye + a[..., None, None] * k + b[..., None, None] * (k @ k)
+    # K @ K = w w^T - |w|^2 I, written out to avoid tiny batched matmuls.
+    k_sq = axis_angle[..., :, None] * axis_angle[..., None, :] - theta_sq[..., None, None] * eye
+    return eye + a[..., None, None] * k + b[..., None, None] * k_sq
 
 
 def quaternion_to_matrix(quaternion):
