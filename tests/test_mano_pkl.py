@@ -307,3 +307,12 @@ def test_convert_launcher(tmp_path, arrays):
     forced = subprocess.run([*cmd, "--overwrite"], cwd=REPO, env=env, capture_output=True,
                             text=True, check=False)  # fmt: skip
     assert forced.returncode == 0, forced.stderr
+
+
+@pytest.mark.skipif(not os.path.exists(mano.DEFAULT_MODEL_PATH), reason="no embedded default")
+def test_embedded_default_hand_loads_and_mirrors():
+    right, left = mano.load_model(), mano.load_model(side="left")
+    assert (right.side, left.side) == ("right", "left")
+    assert right.parents == ref.MANO_PARENTS and len(right.tip_ids) == 5
+    np.testing.assert_allclose(np.asarray(right.weights).sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(left.v_template, right.v_template * np.array([-1.0, 1.0, 1.0]))
