@@ -319,9 +319,10 @@ def main():
                 f"max |verts_hand_jax - verts_smplx| on 8 random hands: {np.abs(a - b).max():.2e} m"
             )
         torch_threads = (results.get("torch") or [{}])[0].get("threads", "n/a")
+        threads = f"{args.threads} (XLA_FLAGS set to match)" if args.threads else "default"
         print(
-            f"CPU: {os.cpu_count()} cores; --threads={args.threads} (XLA_FLAGS set to match); "
-            f"torch threads: {torch_threads}; float32; best of {args.rounds} rounds"
+            f"CPU: {os.cpu_count()} cores; --threads={threads}; torch threads: {torch_threads}; "
+            f"float32; best of {args.rounds} rounds; load average {os.getloadavg()[0]:.1f}"
         )
         if results.get("jax"):
             print_table(results["jax"], results.get("torch"))
