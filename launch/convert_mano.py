@@ -40,6 +40,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     out = _OUT.value
+    if not os.path.isfile(_MANO_PATH.value):
+        raise app.UsageError(f"--mano_path={_MANO_PATH.value}: no such file")
     if not out.endswith(".npz"):
         raise app.UsageError(f"--out={out}: expected a .npz path")
     if os.path.exists(out) and not _OVERWRITE.value:
