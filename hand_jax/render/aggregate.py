@@ -78,7 +78,7 @@ def _max_kernel(px, py, tile, p, c, *, perspective):
 
 def _sum_kernel(px, py, tile, p, c, *, perspective):
     x, depth, attrs = _pair_terms(px, py, p, c["sigma"], perspective)
-    shift = jax.lax.stop_gradient(c["shift"]).at[tile].get(mode="fill", fill_value=0)
+    shift = pairs.gather_tiles(jax.lax.stop_gradient(c["shift"]), tile, 0)
     e = jnp.exp(_log_weight(x, depth, c) - shift)  # 0 where D < tol
     log_t = -jax.nn.softplus(x)
     return jnp.concatenate(
@@ -103,7 +103,7 @@ def soft_rasterize(
     tol: float = 1e-4,
     tile_size: int = 4,
     capacity: int | None = None,
-    chunk: int = 256,
+    chunk: int = 1024,
     return_info: bool = False,
 ):
     """Render soft silhouette, soft depth and soft per-vertex attributes (SoftRas).

@@ -87,7 +87,7 @@ def _zbuf_kernel(px, py, tile, p, extra, *, perspective):
 
 def _winner_kernel(px, py, tile, p, zbuf, *, perspective):
     depth = _covered_depth(px, py, p, perspective)
-    best = zbuf.at[tile].get(mode="fill", fill_value=-jnp.inf)
+    best = pairs.gather_tiles(zbuf, tile, -jnp.inf)
     face = jnp.broadcast_to(p[:, -1:], depth.shape)
     return jnp.where((depth == best) & jnp.isfinite(depth), face, jnp.inf)
 
@@ -159,7 +159,7 @@ def render_hard(
     supersample: int = 1,
     tile_size: int = 8,
     capacity: int | None = None,
-    chunk: int = 256,
+    chunk: int = 1024,
     return_info: bool = False,
 ):
     """Render a mesh with a z-buffer and Lambertian shading.
@@ -195,16 +195,16 @@ def render_hard(
     if verts_px.ndim == 2 and verts_px.shape[-1] == 2:
         verts_px = jnp.concatenate([verts_px, jnp.ones_like(verts_px[:, :1])], axis=1)
     xy, z, valid = soft.face_screen(verts_px, faces, near=near)
-    hw = (h * s, w * s)
-    face, info = visible_faces(
-        xy * s, z, valid, hw=hw, perspective=perspective_correct, tile_size=tile_size,
-        capacity=capacity, chunk=chunk,
-    )  # fmt: skip
     dtype = xy.dtype
     colors = _per_face(vert_colors, faces, verts_px.shape[0], dtype, "vert_colors", 1.0)
     normals = None
     if vert_normals is not None:
         normals = _per_face(vert_normals, faces, verts_px.shape[0], dtype, "vert_normals", 0.0)
+    hw = (h * s, w * s)
+    face, info = visible_faces(
+        xy * s, z, valid, hw=hw, perspective=perspective_correct, tile_size=tile_size,
+        capacity=capacity, chunk=chunk,
+    )  # fmt: skip
     light = jnp.asarray(light_dir, dtype)
     light = light / jnp.linalg.norm(light)
     rgb, depth = _shade(

@@ -21,6 +21,18 @@ import jax.numpy as jnp
 from hand_jax.render import binning
 
 
+def gather_tiles(values, tile, fill):
+    """``values[tile]`` for row-major tiles ``tile`` [C], ``fill`` where tile is out of range.
+
+    Written as a clipped take plus a select: a batched ``.at[].get(mode="fill")`` gather is
+    about 20x slower on CPU under ``jax.vmap``.
+    """
+    num_tiles = values.shape[0]
+    taken = jnp.take(values, jnp.minimum(tile, num_tiles - 1), axis=0)
+    ok = (tile < num_tiles).reshape(tile.shape + (1,) * (values.ndim - 1))
+    return jnp.where(ok, taken, jnp.asarray(fill, values.dtype))
+
+
 def _chunk_pixels(tile, hw, tile_size, dtype):
     x0, y0 = binning.tile_origins(tile, image_size=hw, tile_size=tile_size, dtype=dtype)
     ox, oy = binning.pixel_offsets(tile_size, dtype)
@@ -87,7 +99,7 @@ def _pair_sum_bwd(kernel, hw, tile_size, chunk, res, g_out):
         g_params, g_extra = carry
         p, fc, tl = _chunk(params, face, tile, i, chunk)
         px, py = _chunk_pixels(tl, hw, tile_size, params.dtype)
-        g_vals = g_out.at[tl].get(mode="fill", fill_value=0)
+        g_vals = gather_tiles(g_out, tl, 0)
         _, vjp = jax.vjp(lambda p_, e_: kernel(px, py, tl, p_, e_), p, extra)
         gp, ge = vjp(g_vals)
         g_params = g_params.at[fc].add(gp)

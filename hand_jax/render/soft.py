@@ -124,7 +124,7 @@ def soft_silhouette(
     near: float | None = 0.0,
     tile_size: int = 4,
     capacity: int | None = None,
-    chunk: int = 256,
+    chunk: int = 1024,
     return_info: bool = False,
 ):
     """Render the SoftRas soft silhouette of a mesh.
