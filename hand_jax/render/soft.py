@@ -1,4 +1,4 @@
-"""Soft rasterizer (SoftRas, Liu et al. ICCV 2019): silhouette, soft depth and colour.
+"""Soft silhouette (SoftRas, Liu et al. ICCV 2019) over binned faces.
 
 Screen space as in ``primitives``: vertices in pixels (x right, y down), pixel centres at
 integer + 0.5, optional third column = depth (larger is farther, caller's units). For a pixel p
@@ -7,17 +7,16 @@ and a face f, ``d2`` is the squared distance (pixels^2) from p to f's boundary a
     D(p, f) = sigmoid(sign * d2 / sigma),  sign = +1 inside f, -1 outside,
     alpha(p) = 1 - prod_f (1 - D(p, f))      (summed as -softplus in log space),
 
-so ``sigma`` is in pixels^2 (sigma = 1 blurs edges by about a pixel). Colour and depth use the
-SoftRas aggregation: weights ``w_f = D_f exp(z~_f / gamma) / (sum_k D_k exp(z~_k / gamma) +
-exp(eps / gamma))`` with normalised inverse depth ``z~ = (far - z) / (far - near)`` of the face's
-(perspective-correct, clipped) barycentric interpolation at p; the remainder goes to the
-background.
+so ``sigma`` is in pixels^2 (sigma = 1 blurs edges by about a pixel). Soft depth and colour
+(the SoftRas aggregation) are in ``aggregate``.
 
 Faces are binned into tiles (``binning``); a (pixel, face) term is evaluated only when the
 pixel's tile lies within ``margin = sqrt(sigma * logit(1 - tol))`` pixels of the face's bounding
 box, i.e. terms with D < tol everywhere in the tile are skipped (each skipped term changes
-log(1 - alpha) by less than about tol). Faces with a vertex at depth <= ``near`` (behind the
-camera) or a non-finite vertex are culled; their gradients are zero, not NaN.
+log(1 - alpha) by less than about tol). The pairs are evaluated in chunks by ``pairs.pair_sum``
+(work follows the pairs used; the backward pass recomputes each chunk with the hand-written VJP
+below, so nothing of size [pairs, pixels] is stored). Faces with a vertex at depth <= ``near``
+(behind the camera) or a non-finite vertex are culled; their gradients are zero, not NaN.
 """
 
 import math
