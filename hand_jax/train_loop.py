@@ -180,7 +180,7 @@ def make_constants(config, *, mano_path=None) -> tr.Constants:
 def _model(config):
     m = config.model
     return dhpe.make_model(
-        depth=m.depth, width=m.width, head_width=m.head_width, beta=m.beta,
+        depth=m.depth, width=m.width, head_width=m.head_width, threshold=m.threshold,
         num_iterations=m.num_iterations, hidden=m.hidden, conv_width=m.conv_width, dtype=m.dtype,
     )  # fmt: skip
 

@@ -51,7 +51,7 @@ class DHPE(nn.Module):
       depth: ResNet depth (10, 18, 34, 50).
       width: ResNet base width.
       head_width: fE2D decoder channels.
-      beta: soft-argmax inverse temperature.
+      threshold: soft-argmax threshold (fraction of the heatmap peak).
       num_iterations: T.
       hidden: fE3D MLP width.
       conv_width: fE3D context-encoder channels.
@@ -61,7 +61,7 @@ class DHPE(nn.Module):
     depth: int = 18
     width: int = 64
     head_width: int = 128
-    beta: float = 20.0
+    threshold: float = 0.5
     num_iterations: int = 3
     hidden: int = 512
     conv_width: int = 128
@@ -69,7 +69,7 @@ class DHPE(nn.Module):
 
     def setup(self):
         self.backbone = ResNet(self.depth, self.width, self.dtype)
-        self.heads = EvidenceHeads(self.head_width, beta=self.beta, dtype=self.dtype)
+        self.heads = EvidenceHeads(self.head_width, threshold=self.threshold, dtype=self.dtype)
         self.regressor = IterativeRegressor(
             self.num_iterations, self.hidden, self.conv_width, self.dtype
         )
@@ -108,7 +108,7 @@ class DHPE(nn.Module):
         return {**out, "refined2d": refined, "h": h}
 
 
-def make_model(*, depth, width, head_width, beta, num_iterations, hidden, conv_width, dtype):
+def make_model(*, depth, width, head_width, threshold, num_iterations, hidden, conv_width, dtype):
     """Build a DHPE module from keyword hyperparameters (dtype: "float32" or "bfloat16")."""
     dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
     if dtype not in dtypes:
@@ -117,7 +117,7 @@ def make_model(*, depth, width, head_width, beta, num_iterations, hidden, conv_w
         depth=depth,
         width=width,
         head_width=head_width,
-        beta=beta,
+        threshold=threshold,
         num_iterations=num_iterations,
         hidden=hidden,
         conv_width=conv_width,

@@ -2,7 +2,7 @@
 
 A small top-down decoder (FPN style) merges the backbone stages at strides 4..32 into one map at
 stride 4; 1x1 convolutions read out K = 21 keypoint heatmaps (trained towards unit-peak Gaussians)
-and one foreground-mask logit. Keypoints are read from the heatmaps by a soft-argmax.
+and one foreground-mask logit. Keypoints are read from the heatmaps by ``soft_argmax``.
 
 Coordinates: heatmap pixel (i, j) covers input pixels [j * s, (j + 1) * s) horizontally with
 s = the stride (4); its centre is at (j + 0.5) * s input pixels, consistent with the project's
@@ -20,17 +20,20 @@ import jax.numpy as jnp
 NUM_KEYPOINTS = 21
 
 
-def soft_argmax(heatmaps, *, stride: int, beta: float):
-    """Read keypoints and confidences from heatmaps.
+def soft_argmax(heatmaps, *, stride: int, threshold: float):
+    """Read keypoints and confidences from heatmaps with a background-free soft-argmax.
 
-    The heatmap is turned into a spatial distribution by a softmax of ``beta * heatmap`` (shifted by
-    its max) and the keypoint is its expectation. The confidence is the heatmap's peak value
-    clipped to [0, 1]: heatmaps are trained towards Gaussians with peak 1 at visible keypoints.
+    Each heatmap is rescaled to [0, 1] (min to max) and the keypoint is the expectation of the
+    pixel centres under the weights ``relu(rescaled - threshold)``: differentiable almost
+    everywhere, sub-pixel accurate on a Gaussian peak, and (unlike a softmax over the whole map)
+    not pulled towards the map centre by the background, whatever the map size. A constant map
+    gives its centre. The confidence is the heatmap's peak value clipped to [0, 1]: heatmaps are
+    trained towards Gaussians with peak 1 at labelled keypoints.
 
     Args:
       heatmaps: [h, w, K] heatmaps (float).
       stride: input pixels per heatmap pixel.
-      beta: softmax inverse temperature.
+      threshold: fraction of the peak below which pixels do not count, in [0, 1).
 
     Returns:
       keypoints: [K, 2] (u, v) in input pixels.
@@ -38,11 +41,14 @@ def soft_argmax(heatmaps, *, stride: int, beta: float):
     """
     h, w, k = heatmaps.shape
     flat = heatmaps.astype(jnp.float32).reshape(h * w, k)
-    prob = jax.nn.softmax(beta * flat, axis=0)  # [h*w, K]
+    lo, hi = jnp.min(flat, axis=0), jnp.max(flat, axis=0)
+    rescaled = (flat - lo) / jnp.maximum(hi - lo, 1e-6)
+    weights = jax.nn.relu(rescaled - threshold) + 1e-9  # [h*w, K]
+    weights = weights / jnp.sum(weights, axis=0)
     vs, us = jnp.meshgrid(jnp.arange(h), jnp.arange(w), indexing="ij")
     grid = (jnp.stack([us, vs], axis=-1).reshape(h * w, 2) + 0.5) * stride  # [h*w, 2]
-    keypoints = prob.T @ grid
-    confidence = jnp.clip(jnp.max(flat, axis=0), 0.0, 1.0)
+    keypoints = weights.T @ grid
+    confidence = jnp.clip(hi, 0.0, 1.0)
     return keypoints, confidence
 
 
@@ -56,14 +62,14 @@ class EvidenceHeads(nn.Module):
     Attributes:
       width: decoder channels.
       num_keypoints: K heatmap channels.
-      beta: soft-argmax inverse temperature.
+      threshold: soft-argmax threshold (fraction of the peak).
       stride: input pixels per pixel of the finest feature map (4 for the ResNets here).
       dtype: compute dtype (heatmaps and mask are returned in float32).
     """
 
     width: int = 128
     num_keypoints: int = NUM_KEYPOINTS
-    beta: float = 20.0
+    threshold: float = 0.5
     stride: int = 4
     dtype: Any = jnp.float32
 
@@ -94,7 +100,7 @@ class EvidenceHeads(nn.Module):
         mask_logits = nn.Conv(1, (1, 1), dtype=self.dtype, name="mask")(x)[..., 0]
         heatmaps = heatmaps.astype(jnp.float32)
         keypoints, confidence = jax.vmap(
-            lambda hm: soft_argmax(hm, stride=self.stride, beta=self.beta)
+            lambda hm: soft_argmax(hm, stride=self.stride, threshold=self.threshold)
         )(heatmaps)
         return {
             "features": x,

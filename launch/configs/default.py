@@ -17,7 +17,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.depth = 18  # ResNet 10 | 18 | 34 | 50
     c.model.width = 64  # channels of the first ResNet stage
     c.model.head_width = 128  # fE2D decoder channels
-    c.model.beta = 20.0  # soft-argmax inverse temperature
+    c.model.threshold = (
+        0.5  # soft-argmax: fraction of the heatmap peak below which pixels are ignored
+    )
     c.model.num_iterations = 3  # T, fE3D iterations
     c.model.hidden = 512  # fE3D MLP width
     c.model.conv_width = 128  # fE3D context-encoder channels
