@@ -95,7 +95,7 @@ def _winner_kernel(px, py, tile, p, zbuf, *, perspective):
 def visible_faces(xy, z, valid, *, hw, perspective, tile_size, capacity, chunk):
     """Index of the visible face at each pixel centre ([H, W] int32, F where none) and info."""
     num_faces = xy.shape[0]
-    capacity = soft.round_capacity(capacity, num_faces, hw, tile_size, chunk, 0.0, 0.25)
+    capacity = soft.round_capacity(capacity, num_faces, hw, tile_size, chunk, 0.0)
     bins = binning.bin_faces(xy, valid, 0.0, image_size=hw, tile_size=tile_size, capacity=capacity)
     ids = jnp.arange(num_faces, dtype=xy.dtype)[:, None]
     params = jax.lax.stop_gradient(jnp.concatenate([primitives.face_params(xy), z, ids], 1))

@@ -88,25 +88,27 @@ def _check_sigma(sigma):
         raise ValueError(f"sigma must be > 0 (pixels^2); got {sigma!r}")
 
 
-def round_capacity(capacity, num_faces, hw, tile_size, chunk, sigma, tol):
-    """Static pair capacity: the default if None, rounded up to a multiple of ``chunk``.
-
-    The default is sized for the margin of ``sigma`` when sigma is a Python number, else for
-    ``TRACED_SIGMA_BOUND`` pixels^2.
-    """
+def round_capacity(capacity, num_faces, hw, tile_size, chunk, margin):
+    """Static pair capacity: the default for ``margin`` (pixels) if None, in whole chunks."""
     binning.tile_grid(hw, tile_size)  # validates tile_size
     if capacity is None:
-        bound = sigma if isinstance(sigma, int | float) else TRACED_SIGMA_BOUND
-        margin = math.sqrt(bound * math.log((1.0 - tol) / tol))
         capacity = binning.default_capacity(num_faces, hw, tile_size, margin)
     if not isinstance(capacity, int) or capacity <= 0:
         raise ValueError(f"capacity must be a positive int (tile-face pairs); got {capacity!r}")
     return -(-capacity // chunk) * chunk
 
 
+def static_margin(sigma, tol):
+    """Blur margin (pixels) the default capacity is sized for: that of ``sigma`` when it is a
+    Python number, else that of ``TRACED_SIGMA_BOUND``."""
+    bound = sigma if isinstance(sigma, int | float) else TRACED_SIGMA_BOUND
+    return math.sqrt(bound * math.log((1.0 - tol) / tol))
+
+
 def bin_screen_faces(xy, valid, *, sigma, tol, hw, tile_size, capacity, chunk):
     """Bin faces for a blur ``sigma`` (see ``binning.bin_faces``), capacity in whole chunks."""
-    capacity = round_capacity(capacity, xy.shape[0], hw, tile_size, chunk, sigma, tol)
+    margin_bound = static_margin(sigma, tol)
+    capacity = round_capacity(capacity, xy.shape[0], hw, tile_size, chunk, margin_bound)
     margin = blur_margin(sigma, tol)
     return binning.bin_faces(
         xy, valid, margin, image_size=hw, tile_size=tile_size, capacity=capacity
