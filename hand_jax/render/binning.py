@@ -57,8 +57,9 @@ def default_capacity(
     A face whose grown bounding box has side ``w`` pixels meets about ``(1 + w / t)^2`` tiles;
     ``w = 2 * margin + s`` with a face size ``s = 1.6 * max(H, W) / sqrt(F)`` fitted to hand
     meshes filling a crop (synthetic and default hands, random rotations, 32-224 px). The
-    capacity is twice ``F (1 + w / t)^2``: the measured maxima stay under half of it. Capacity
-    costs memory for two int32 per slot, not compute (only used pairs are evaluated).
+    capacity is twice ``F (1 + w / t)^2``: the measured maxima stay under half of it. Unused
+    capacity costs two int32 per slot and O(N) integer bookkeeping here, but no pixel-face
+    terms (the renderers' loops stop after the used pairs).
     """
     face = 1.6 * max(image_size) / math.sqrt(max(num_faces, 1))
     per_face = (1.0 + (2.0 * margin + face) / tile_size) ** 2

@@ -3,8 +3,8 @@
 A renderer supplies a pair kernel ``kernel(px, py, tile, p, extra) -> values``: pixel centres
 ``px, py [C, P]`` of a chunk of C pairs (P = tile_size^2 pixels each), the pairs' tiles
 ``tile [C]`` (row-major, ``num_tiles`` in unused slots), their face parameters
-``p [C, K]`` and an ``extra`` pytree of scalars; values are ``[C, P, ...]``. The loops here scatter
-them into per-tile pixels ``[T, P, ...]``.
+``p [C, K]`` and an ``extra`` pytree of arrays (e.g. sigma); values are ``[C, P, ...]``. The
+loops here scatter them into per-tile pixels ``[T, P, ...]``.
 
 ``pair_sum`` runs only the chunks holding used pairs (a ``while_loop`` whose trip count is the
 image's pair count, so the static capacity costs memory for indices only, not compute). It is

@@ -1,0 +1,60 @@
+"""Face-to-tile binning: the pair list against a brute-force enumeration, overflow, odd input."""
+
+import functools
+
+import jax
+import numpy as np
+
+from hand_jax.render import binning
+
+from . import random_mesh
+
+
+def _brute_force_pairs(xy, valid, margin, h, w, tile):
+    """Set of (tile, face) pairs: tiles holding a pixel centre inside the grown bounding box."""
+    tiles_x = -(-w // tile)
+    pairs = set()
+    for f in np.flatnonzero(valid):
+        lo, hi = xy[f].min(0) - margin, xy[f].max(0) + margin
+        for j in range(h):
+            for i in range(w):
+                if lo[0] <= i + 0.5 <= hi[0] and lo[1] <= j + 0.5 <= hi[1]:
+                    pairs.add(((j // tile) * tiles_x + i // tile, int(f)))
+    return pairs
+
+
+def test_pairs_match_brute_force_and_overflow_is_counted():
+    rng = np.random.default_rng(0)
+    verts, faces = random_mesh(rng, 25, 20, size=6.0)
+    xy = verts[faces, :2]
+    xy[3] += 100.0  # off the image
+    valid = np.ones(len(faces), bool)
+    valid[5] = False  # culled
+    h, w, tile, margin = 19, 22, 4, 1.3
+    expected = _brute_force_pairs(xy, valid, margin, h, w, tile)
+    fn = jax.jit(functools.partial(binning.bin_faces, image_size=(h, w), tile_size=tile,
+                                   capacity=len(expected) + 7))  # fmt: skip
+    bins = fn(xy, valid, margin)
+    ty, tx = binning.tile_grid((h, w), tile)
+    tiles, faces_ = np.asarray(bins.tile), np.asarray(bins.face)
+    used = tiles < ty * tx
+    got = set(zip(tiles[used].tolist(), faces_[used].tolist(), strict=True))
+    assert got == expected and len(got) == used.sum()
+    assert int(bins.num_pairs) == len(expected) and int(bins.overflow) == 0
+    small = jax.jit(functools.partial(binning.bin_faces, image_size=(h, w), tile_size=tile,
+                                      capacity=len(expected) - 10))(xy, valid, margin)  # fmt: skip
+    assert int(small.overflow) == 10
+
+
+def test_non_finite_and_huge_coordinates_bin_nowhere():
+    xy = np.array([
+        [[np.inf, 0.0], [1.0, 1.0], [2.0, 0.0]],
+        [[1e30, 1e30], [2e30, 1e30], [1e30, 2e30]],
+        [[-1e30, 5.0], [1e30, 5.0], [0.0, 6.0]],
+    ], np.float32)  # fmt: skip
+    bins = binning.bin_faces(xy, np.ones(3, bool), 1.0, image_size=(8, 8), tile_size=4,
+                             capacity=16)  # fmt: skip
+    # Face 0 is non-finite and face 1 far away; face 2 spans the image's width over rows 4-7.
+    assert int(bins.num_pairs) == 2
+    assert set(np.asarray(bins.face)[:2].tolist()) == {2}
+    assert set(np.asarray(bins.tile)[:2].tolist()) == {2, 3}
