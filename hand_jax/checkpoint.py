@@ -11,6 +11,7 @@ Resume order (fixed, logged): the latest checkpoint in the workdir (state + data
 """
 
 import json
+import logging as std_logging
 import os
 import signal
 import threading
@@ -195,3 +196,13 @@ class PreemptionGuard:
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
             self._previous = None
+
+
+class _BelowWarningFromOrbax(std_logging.Filter):
+    def filter(self, record):
+        return record.levelno >= std_logging.WARNING or "orbax" not in record.pathname
+
+
+def quiet_orbax_logging() -> None:
+    """Drop orbax's INFO/DEBUG records from the absl log (each save logs dozens of lines)."""
+    logging.get_absl_handler().addFilter(_BelowWarningFromOrbax())

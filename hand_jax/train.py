@@ -3,7 +3,8 @@
 ``TrainState`` is pure data; the Flax module, the Optax optimiser and the static loss settings
 are passed beside it. Batches are dicts of global arrays sharded on the ``data`` mesh axis with
 the sample schema's fields (``hand_jax.data.schema``) cropped to the input size:
-``image`` uint8 [B, H, W, 3], ``mask`` uint8 [B, H, W], ``mask_valid`` bool [B],
+``image`` [B, H, W, 3] uint8 or float in [0, 1], ``mask`` [B, H, W] uint8 or float,
+``mask_valid`` bool [B],
 ``keypoints_2d`` [B, K, 2] crop pixels, ``keypoints_3d`` [B, K, 3] metres (camera frame),
 ``keypoint_valid`` bool [B, K]. The state is replicated over the mesh.
 
@@ -287,8 +288,10 @@ def compute_losses(consts, outputs, batch, silhouette_on, *, settings: LossSetti
 
 
 def _prepare(batch, key, *, color_jitter: float):
-    """Convert uint8 images/masks to float in [0, 1]; jitter brightness and contrast."""
-    images = batch["image"].astype(jnp.float32) / 255.0
+    """Convert images and masks (uint8 or float) to float in [0, 1]; jitter brightness, contrast."""
+    images = batch["image"].astype(jnp.float32)
+    if batch["image"].dtype == jnp.uint8:
+        images = images / 255.0
     if color_jitter > 0:
         k1, k2 = jax.random.split(key)
         b = images.shape[0]
@@ -388,7 +391,7 @@ def predict(state: TrainState, images, consts: Constants, *, model, settings: Lo
 
     Args:
       state: the train state.
-      images: [B, H, W, 3] uint8 crops.
+      images: [B, H, W, 3] crops, uint8 or float in [0, 1].
       consts: step constants.
       model: the module.
       settings: loss settings (h layout, silhouette size).
@@ -401,7 +404,7 @@ def predict(state: TrainState, images, consts: Constants, *, model, settings: Lo
     size = images.shape[1]
     outputs = model.apply(
         {"params": state.params, "batch_stats": state.batch_stats},
-        images.astype(jnp.float32) / 255.0,
+        images.astype(jnp.float32) / (255.0 if images.dtype == jnp.uint8 else 1.0),
         consts.h_init,
         train=False,
     )

@@ -29,6 +29,7 @@ from absl import logging
 from hand_jax import checkpoint, data, mano, params
 from hand_jax import train as tr
 from hand_jax import train_eval as te
+from hand_jax.data import pipeline
 from hand_jax.models import dhpe
 
 _CHOICES = {
@@ -145,6 +146,40 @@ class BatchIterator:
         return te.stack_samples([self.samples[int(i)] for i in rows])
 
 
+class GrainBatches:
+    """This process's batches from the grain input pipeline (``hand_jax.data.pipeline``).
+
+    Crops with augmentation (when ``config.data.augment``), shuffles per epoch and shards by
+    process; ``get_state``/``set_state`` are the pipeline iterator's JSON state (exact resume).
+
+    Args:
+      samples: the uncropped training split (``hand_jax.data.load_split``).
+      config: the training config.
+    """
+
+    def __init__(self, samples, *, config):
+        per_host = config.train.global_batch_size // jax.process_count()
+        augmentation = None if config.data.augment else pipeline.NO_AUGMENTATION
+        dataset = pipeline.make_dataset(
+            samples, batch_size=per_host, image_size=config.data.image_size, seed=config.seed,
+            train=True, augmentation=augmentation, margin=config.data.crop_margin,
+        )  # fmt: skip
+        self._iterator = pipeline.make_iterator(dataset, worker_count=config.data.num_workers)
+
+    def get_state(self) -> dict:
+        return self._iterator.get_state()
+
+    def set_state(self, state: dict) -> None:
+        self._iterator.set_state(state)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        batch = next(self._iterator)
+        return {k: np.asarray(batch[k]) for k in te.BATCH_FIELDS}
+
+
 def stage_at(step: int, train_cfg) -> str:
     """The stratified stage of a step: e2d, then e3d, then joint."""
     if step < train_cfg.e2d_steps:
@@ -234,10 +269,15 @@ def _evaluate(state, val_samples, consts, *, predict, config, workdir, step, log
     log.start(step)
 
 
-def _load_samples(config, data_dir, split, count):
+def _load_samples(config, data_dir, split, *, cropped: bool, count: int = 0):
     if not data_dir:
-        raise ValueError("--data_dir is required to load the training data (see BUILD.md)")
-    samples = data.load_split(config.data.name, data_dir, split, crop_size=config.data.image_size)
+        raise ValueError(
+            f"--data_dir is required to load the {config.data.name!r} data (see BUILD.md)"
+        )
+    size = config.data.image_size if cropped else None
+    samples = data.load_split(
+        config.data.name, data_dir, split, crop_size=size, crop_margin=config.data.crop_margin
+    )
     return samples if count <= 0 else [samples[i] for i in range(min(count, len(samples)))]
 
 
@@ -324,14 +364,21 @@ def build(config, *, mano_path=None):
 
 
 def _setup(config, *, mano_path, data_dir, train_samples, val_samples):
+    """Build the programs and the data: in-memory cropped samples, else the grain pipeline."""
     mesh, consts, programs = build(config, mano_path=mano_path)
-    if train_samples is None:
-        train_samples = _load_samples(config, data_dir, config.data.train_split, 0)
+    if train_samples is not None:
+        batches = BatchIterator(
+            train_samples, global_batch=config.train.global_batch_size, seed=config.seed
+        )
+    else:
+        split = config.data.train_split
+        batches = GrainBatches(_load_samples(config, data_dir, split, cropped=False), config=config)
     if val_samples is None:
         val_samples = _load_samples(
-            config, data_dir, config.data.val_split, config.train.eval_examples
-        )
-    return mesh, consts, programs, train_samples, val_samples
+            config, data_dir, config.data.val_split, cropped=True,
+            count=config.train.eval_examples,
+        )  # fmt: skip
+    return mesh, consts, programs, batches, val_samples
 
 
 def train_and_evaluate(
@@ -353,7 +400,7 @@ def train_and_evaluate(
     validate_config(config)
     check_devices(config)
     os.makedirs(workdir, exist_ok=True)
-    mesh, consts, programs, train_samples, val_samples = _setup(
+    mesh, consts, programs, batches, val_samples = _setup(
         config, mano_path=mano_path, data_dir=data_dir,
         train_samples=train_samples, val_samples=val_samples,
     )  # fmt: skip
@@ -362,9 +409,6 @@ def train_and_evaluate(
     guard = checkpoint.PreemptionGuard()
     try:
         state, data_state = _initial_state(config, ckpt, programs, consts)
-        batches = BatchIterator(
-            train_samples, global_batch=config.train.global_batch_size, seed=config.seed
-        )
         if data_state is not None:
             batches.set_state(data_state)
         if jax.process_index() == 0:
@@ -400,6 +444,6 @@ def _loop(config, state, batches, consts, programs, val_samples, *, workdir, mes
         if guard.should_stop():
             logging.warning("Stopping at step %d on SIGTERM", step)
             break
-    if not saved and step > 0:
+    if not saved and step > 0 and ckpt.latest_step() != step:
         ckpt.save(step, state, config=config_dict, data_state=batches.get_state())
     return state

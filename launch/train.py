@@ -12,7 +12,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from hand_jax import train_loop
+from hand_jax import checkpoint, train_loop
 from launch.configs import default
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -55,6 +55,7 @@ def main(argv):
     config = _CONFIG.value
     train_loop.validate_config(config, reference=default.get_config())
     _initialize_distributed()
+    checkpoint.quiet_orbax_logging()
     logging.info(
         "Process %d/%d, %d local / %d global devices: %s",
         jax.process_index(), jax.process_count(), jax.local_device_count(),

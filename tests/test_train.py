@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import jax
 import ml_collections
@@ -226,3 +227,48 @@ def test_launcher_rejects_bad_config_before_compute(tmp_path):
         assert run.returncode != 0
         assert needle in run.stderr, run.stderr[-2000:]
     assert not workdir.exists()
+
+
+def _tiny_flags(workdir, data_dir, num_steps):
+    overrides = {
+        "model.depth": 10, "model.width": 4, "model.head_width": 8, "model.hidden": 16,
+        "model.conv_width": 8, "model.num_iterations": 2, "data.image_size": 32,
+        "loss.silhouette_size": 16, "train.global_batch_size": 8, "train.num_steps": num_steps,
+        "train.e2d_steps": 0, "train.e3d_steps": 0, "train.log_every": 1,
+        "train.eval_every": 100000, "train.eval_examples": 8, "checkpoint.every": 100000,
+    }  # fmt: skip
+    return [
+        sys.executable, "-m", "launch.train", "--config=launch/configs/synthetic.py:cpu_small",
+        f"--workdir={workdir}", f"--data_dir={data_dir}",
+        *(f"--config.{k}={v}" for k, v in overrides.items()),
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_launcher_sigterm_saves_exits_cleanly_and_resumes(tmp_path):
+    data_dir, workdir = tmp_path / "synthetic", tmp_path / "run"
+    subprocess.run(
+        [sys.executable, "-m", "launch.make_synthetic", f"--out_dir={data_dir}", "--num_train=32",
+         "--num_test=8", "--num_val=8", "--image_size=64", "--progress=false",
+         "--contact_sheet=0"],
+        cwd=ROOT, check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    proc = subprocess.Popen(_tiny_flags(workdir, data_dir, 100000), cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    metrics = workdir / "metrics.jsonl"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-3000:]
+    stopped = checkpoint.Checkpointer(str(workdir), keep=3, every=1).latest_step()
+    assert stopped is not None and stopped >= 3 and "Stopping at step" in stderr
+    resume = subprocess.run(_tiny_flags(workdir, data_dir, stopped + 2), cwd=ROOT, text=True,
+                            capture_output=True, timeout=600)  # fmt: skip
+    assert resume.returncode == 0, resume.stderr[-3000:]
+    assert f"Resuming from the latest checkpoint in the workdir: step {stopped}" in resume.stderr
+    steps = [json.loads(x).get("step") for x in metrics.read_text().splitlines()]
+    assert steps[-1] == stopped + 2
