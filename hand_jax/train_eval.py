@@ -6,13 +6,60 @@ the PNG. Reported units: millimetres for 3D errors (``*_mm``), crop pixels for 2
 3D keypoints are compared root-relative (the network's weak-perspective output has no depth).
 """
 
+import functools
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
+from hand_jax import train as tr
 from hand_jax.eval import metrics
+from hand_jax.models import dhpe
+
+
+def predict(
+    state: tr.TrainState, images, consts: tr.Constants, *, model, settings: tr.LossSettings
+):
+    """Run the network and fProj in inference mode.
+
+    Args:
+      state: the train state.
+      images: [B, H, W, 3] crops, uint8 or float in [0, 1].
+      consts: step constants.
+      model: the module.
+      settings: loss settings (h layout, silhouette size).
+
+    Returns:
+      dict: ``keypoints2d`` [B, K, 2] (fE2D, pixels), ``confidence`` [B, K], ``mask`` [B, h, w]
+      probability, ``h`` [B, D] (last iteration), ``verts`` [B, V, 3] and ``kp3d`` [B, K, 3]
+      metres, ``kp2d`` [B, K, 2] reprojected pixels, ``silhouette`` [B, S, S].
+    """
+    size = images.shape[1]
+    outputs = model.apply(
+        {"params": state.params, "batch_stats": state.batch_stats},
+        images.astype(jnp.float32) / (255.0 if images.dtype == jnp.uint8 else 1.0),
+        consts.h_init,
+        train=False,
+    )
+    h = outputs["h"][-1]
+    verts, kp3d, kp2d = jax.vmap(
+        lambda x: tr.project(consts, x, settings=settings, image_size=size)
+    )(h)
+    cam = dhpe.split_h(h, rot_repr=settings.rot_repr, num_betas=settings.num_betas)[3]
+    alpha = jax.vmap(functools.partial(tr.silhouette, consts, settings=settings))(verts, cam)
+    return {
+        "keypoints2d": outputs["keypoints2d"],
+        "confidence": outputs["confidence"],
+        "mask": jax.nn.sigmoid(outputs["mask_logits"]),
+        "h": h,
+        "verts": verts,
+        "kp3d": kp3d,
+        "kp2d": kp2d,
+        "silhouette": alpha,
+    }
+
 
 BATCH_FIELDS = ("image", "mask", "mask_valid", "keypoints_2d", "keypoints_3d", "keypoint_valid")
 

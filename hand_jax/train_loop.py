@@ -26,86 +26,11 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from hand_jax import checkpoint, data, mano, params
+from hand_jax import checkpoint, data, mano, params, train_config
 from hand_jax import train as tr
 from hand_jax import train_eval as te
 from hand_jax.data import pipeline
 from hand_jax.models import dhpe
-
-_CHOICES = {
-    ("model", "depth"): (10, 18, 34, 50),
-    ("model", "dtype"): ("float32", "bfloat16"),
-    ("model", "rot_repr"): ("quat", "6d"),
-    ("loss", "silhouette_gate"): ("always", "never", "threshold", "step"),
-    ("optim", "schedule"): ("cosine", "constant"),
-}
-
-
-def _check_structure(config, reference, path=()):
-    for key in sorted(set(config.keys()) | set(reference.keys())):
-        where = ".".join((*path, key))
-        if key not in reference:
-            raise ValueError(f"config: unknown key {where!r} (not declared in the default config)")
-        if key not in config:
-            raise ValueError(f"config: missing key {where!r}")
-        value, ref = config[key], reference[key]
-        if hasattr(ref, "keys"):
-            if not hasattr(value, "keys"):
-                raise ValueError(f"config: {where!r} must be a section, got {value!r}")
-            _check_structure(value, ref, (*path, key))
-        elif not _same_type(value, ref):
-            raise ValueError(
-                f"config: {where!r} must be of type {type(ref).__name__} (like the default "
-                f"{ref!r}), got {type(value).__name__} {value!r}"
-            )
-
-
-def _same_type(value, ref) -> bool:
-    if isinstance(ref, bool) or isinstance(value, bool):
-        return type(value) is type(ref)
-    if isinstance(ref, float):
-        return isinstance(value, int | float)
-    return isinstance(value, type(ref))
-
-
-def validate_config(config, *, reference=None) -> None:
-    """Raise ``ValueError`` naming the key if the config is malformed (no JAX computation).
-
-    Args:
-      config: the training config.
-      reference: the default config declaring every key and its type; when given, unknown keys,
-        missing keys and wrong types are errors.
-    """
-    if reference is not None:
-        _check_structure(config, reference)
-    for (section, key), choices in _CHOICES.items():
-        if config[section][key] not in choices:
-            raise ValueError(
-                f"config: {section}.{key}={config[section][key]!r}: expected {choices}"
-            )
-    size = config.data.image_size
-    if size % 32 or size <= 0:
-        raise ValueError(f"config: data.image_size={size} must be a positive multiple of 32")
-    if config.loss.silhouette_size <= 0 or size % config.loss.silhouette_size:
-        raise ValueError(
-            f"config: loss.silhouette_size={config.loss.silhouette_size} must divide "
-            f"data.image_size={size}"
-        )
-    for section, key in (("train", "num_steps"), ("train", "log_every"), ("train", "eval_every"),
-                         ("train", "global_batch_size"), ("checkpoint", "every"),
-                         ("checkpoint", "keep"), ("model", "num_iterations")):  # fmt: skip
-        if config[section][key] <= 0:
-            raise ValueError(f"config: {section}.{key}={config[section][key]} must be positive")
-
-
-def check_devices(config) -> None:
-    """Raise ``ValueError`` if the global batch does not split evenly over devices and hosts."""
-    batch = config.train.global_batch_size
-    if batch % jax.device_count():
-        raise ValueError(
-            f"config: train.global_batch_size={batch} must be divisible by the device count "
-            f"{jax.device_count()}"
-        )
 
 
 class BatchIterator:
@@ -205,7 +130,9 @@ def make_constants(config, *, mano_path=None) -> tr.Constants:
             f"{hand_model.num_betas} shape components"
         )
     rotation = "quaternion" if config.model.rot_repr == "quat" else "6d"
-    mean = params.default_params(hand_model, rotation=rotation, fill=config.model.init_fill)
+    mean = jax.jit(params.default_params, static_argnames=("rotation", "fill"))(
+        hand_model, rotation=rotation, fill=config.model.init_fill
+    )  # jit: one compile instead of a hundred eager ones
     h_init = jnp.concatenate([mean.global_rot, mean.pose, mean.betas[:num_betas], mean.cam]).astype(
         jnp.float32
     )
@@ -331,7 +258,7 @@ def _programs(config_json: str, num_betas: int, h_dim: int) -> Programs:
         s: tr.make_train_step(model=model, optimizer=optimizer, settings=settings, stage=s)
         for s in tr.STAGES
     }
-    predict = jax.jit(functools.partial(tr.predict, model=model, settings=settings))
+    predict = jax.jit(functools.partial(te.predict, model=model, settings=settings))
     init = jax.jit(init, out_shardings=shardings)
     return Programs(model, optimizer, settings, init, abstract, steps, predict)
 
@@ -397,8 +324,8 @@ def train_and_evaluate(
     Returns:
       The final ``TrainState`` (after a SIGTERM: the state saved at the stopping step).
     """
-    validate_config(config)
-    check_devices(config)
+    train_config.validate_config(config)
+    train_config.check_devices(config)
     os.makedirs(workdir, exist_ok=True)
     mesh, consts, programs, batches, val_samples = _setup(
         config, mano_path=mano_path, data_dir=data_dir,

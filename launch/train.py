@@ -12,7 +12,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from hand_jax import checkpoint, train_loop
+from hand_jax import checkpoint, train_config, train_loop
 from launch.configs import default
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -53,7 +53,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     config = _CONFIG.value
-    train_loop.validate_config(config, reference=default.get_config())
+    train_config.validate_config(config, reference=default.get_config())
     _initialize_distributed()
     checkpoint.quiet_orbax_logging()
     logging.info(

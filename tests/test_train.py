@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from hand_jax import checkpoint, train_eval, train_loop
+from hand_jax import checkpoint, train_config, train_eval, train_loop
 from launch.configs import default
 from tests.train_helpers import tiny_config, toy_samples
 
@@ -209,7 +209,7 @@ def _dict_config(config, section, key, value):
 def test_bad_config_is_a_clear_error(section, key, value, message):
     config = _dict_config(default.get_config(), section, key, value)
     with pytest.raises(ValueError) as err:
-        train_loop.validate_config(config, reference=default.get_config())
+        train_config.validate_config(config, reference=default.get_config())
     assert message in str(err.value)
 
 

@@ -29,6 +29,7 @@ def tiny_config(**overrides):
     c.data.image_size = 32
     c.loss.silhouette_size = 16
     c.loss.silhouette_gate = "always"
+    c.loss.silhouette_last_only = False
     c.train.global_batch_size = 8
     c.train.num_steps = 4
     c.train.e2d_steps = 1
