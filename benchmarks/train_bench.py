@@ -3,12 +3,13 @@
   python -m benchmarks.train_bench                # every case, one subprocess each
   python -m benchmarks.train_bench --case=cpu_small_sil
 
-Cases: ``cpu_small`` (the preset: ResNet-18 width 8, 64 px, batch 16) and ``r18_128`` (ResNet-18
-width 64 at 128 px, batch 16), each with the silhouette loss on (``_sil``: rendered at every fE3D
-iteration) and off (``_nosil``). Each case runs in its own process so that its peak resident
-memory (``ru_maxrss``) is its own. Inputs are random crops with random labels: the cost of a step
-does not depend on the values (the soft rasterizer's cost depends on the mesh's screen area, and
-the network starts at the mean hand framed in the crop).
+Cases: ``cpu_small`` (the preset: ResNet-18 width 16, 64 px, batch 16, silhouette rendered at
+32 px for the last fE3D iteration only) and ``r18_128`` (the default config: ResNet-18 width 64,
+at 128 px, batch 16, silhouette rendered at 64 px for each of the T = 3 iterations), each with
+the silhouette loss on (``_sil``) and off (``_nosil``); joint stage. Each case runs in its own
+process so that its peak resident memory (``ru_maxrss``) is its own. Inputs are random crops
+with random labels: the cost of a step does not depend on the values (the soft rasterizer's cost
+depends on the mesh's screen area, and the network starts at the mean hand framed in the crop).
 """
 
 import json
@@ -30,11 +31,11 @@ _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per case (after one warm
 
 
 def _config(case: str):
-    config = synthetic.get_config("cpu_small")
-    if case.startswith("r18_128"):
-        config.model.width, config.model.head_width = 64, 128
-        config.model.hidden, config.model.conv_width = 512, 128
-        config.data.image_size, config.loss.silhouette_size = 128, 64
+    if case.startswith("r18_128"):  # the default model and losses, at 128 px
+        config = synthetic.get_config()
+        config.data.image_size = 128
+    else:
+        config = synthetic.get_config("cpu_small")
     config.train.global_batch_size = 16
     config.train.e2d_steps = config.train.e3d_steps = 0
     config.loss.silhouette_gate = "always" if case.endswith("_sil") else "never"
