@@ -24,10 +24,9 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from hand_jax import camera, losses
+from hand_jax import camera, losses, render
 from hand_jax import params as hand_params
 from hand_jax.models import dhpe
-from hand_jax.render.soft import soft_silhouette
 
 STAGES = ("e2d", "e3d", "joint")
 _TRAINABLE = {"e2d": ("backbone", "heads"), "e3d": ("regressor",), "joint": None}
@@ -188,7 +187,7 @@ def silhouette(consts: Constants, verts, cam, *, settings: LossSettings):
     """Render the soft silhouette [S, S] of posed vertices [V, 3] under weak perspective cam [3]."""
     size = settings.silhouette_size
     verts_px = camera.project_weak_perspective(verts, cam, image_size=size)
-    return soft_silhouette(
+    return render.soft_silhouette(
         verts_px, consts.hand_model.faces, image_size=(size, size), sigma=settings.silhouette_sigma
     )
 
