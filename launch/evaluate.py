@@ -7,7 +7,7 @@
         --compare_with=out/eval/rhd_full/metrics.json
 
 npz layouts and protocols: ``hand_jax/eval/evaluate.py`` and ``hand_jax/eval/metrics.py``.
-``--checkpoint`` (running a trained model) needs ``hand_jax.train.predict_split``.
+``--checkpoint=<training --workdir>`` runs a trained model over ``--data_dir``'s split instead.
 """
 
 from absl import app, flags, logging

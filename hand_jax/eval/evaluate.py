@@ -335,16 +335,10 @@ def _check_units(pred: KeypointSet, gt: KeypointSet) -> None:
 
 
 def _checkpoint_predictor(checkpoint: str):
-    """Return the checkpoint-level predictor ``hand_jax.train.predict_split`` or raise."""
-    try:
-        from hand_jax.train import predict_split
-    except ImportError:
-        raise NotImplementedError(
-            f"--checkpoint={checkpoint}: running a model from a checkpoint is not available yet: "
-            "it needs hand_jax.train.predict_split(checkpoint, *, dataset, data_dir, split) -> "
-            "{'ids': [N], 'keypoints_3d': [N, 21, 3] metres} (the per-batch train.predict needs "
-            "a restored state); pass --predictions=preds.npz instead"
-        ) from None
+    """Return ``hand_jax.predict.predict_split`` (imported lazily: it pulls in the trainer)."""
+    del checkpoint
+    from hand_jax.predict import predict_split
+
     return predict_split
 
 
@@ -377,7 +371,7 @@ def evaluate(
       ground_truth: ground-truth npz (or ``data_dir``).
       data_dir: dataset root for ``hand_jax.data.load_split(dataset, data_dir, split)``.
       split: dataset split.
-      checkpoint: a model checkpoint to run (needs ``hand_jax.train.predict_split``).
+      checkpoint: a training run (``--workdir``) or checkpoint to run (``hand_jax.predict``).
       method, variant: row label of this run in the tables.
       compare_with: other runs' metrics.json drawn and tabulated beside this one.
       overwrite: allow a non-empty out_dir.

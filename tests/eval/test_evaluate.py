@@ -180,15 +180,12 @@ def test_bad_inputs_give_clear_errors(tmp_path, pred_kwargs, match):
         evaluate.evaluate(predictions=_write(tmp_path / "p.npz", **pred_kwargs), **kw)
 
 
-def test_argument_and_out_dir_errors(tmp_path, monkeypatch):
-    # The model issue's module may exist without the checkpoint-level entry: simulate that.
-    monkeypatch.setitem(sys.modules, "hand_jax.train", types.ModuleType("hand_jax.train"))
+def test_argument_and_out_dir_errors(tmp_path):
     ids, gt = _hands(2)
     p = _write(tmp_path / "p.npz", ids=ids, keypoints_3d=gt)
     kw = dict(dataset="stb", ground_truth=p, out_dir=tmp_path / "o")
-    with pytest.raises(NotImplementedError, match="not available yet"):
-        evaluate.evaluate(checkpoint="/ckpt", **kw)
-    assert not (tmp_path / "o").exists()
+    with pytest.raises(FileNotFoundError, match="nowhere.*config.json"):
+        evaluate.evaluate(checkpoint=str(tmp_path / "nowhere"), **kw)
     with pytest.raises(ValueError, match="exactly one of --predictions and --checkpoint"):
         evaluate.evaluate(predictions=p, checkpoint="/ckpt", **kw)
     with pytest.raises(FileNotFoundError, match="predictions file .*missing.npz"):
