@@ -9,7 +9,9 @@
   below 45 means PCA coefficients over ``model.hands_components`` added to ``hands_mean``.
 - ``betas``: [S] shape coefficients.
 - ``cam``: [3] weak-perspective camera ``(s, tx, ty)`` in normalised crop coordinates
-  (``hand_jax.camera``): ``x_ndc = s * (X + tx)``, ``y_ndc = s * (Y + ty)``.
+  (``hand_jax.camera``): ``x_ndc = s * (X + tx)``, ``y_ndc = s * (Y + ty)``. In the perspective
+  variant (when the crop's intrinsics K are known), ``cam`` is instead the wrist's translation in
+  the camera frame, metres (``hand_forward_perspective``).
 
 Frames: the posed hand is rotated by ``global_rot`` about the wrist and expressed relative to the
 wrist keypoint (canonical keypoint 0), in metres, in a camera-aligned frame (OpenCV axes: +x
@@ -154,3 +156,56 @@ def default_params(
     centre = 0.5 * (lo + hi)
     cam = jnp.concatenate([scale[None], -centre]).astype(dtype)
     return params._replace(cam=cam)
+
+
+def hand_forward_perspective(model: mano.HandModel, params: HandParams, K):
+    """Pose the hand and project it with a pinhole camera; ``params.cam`` is a translation.
+
+    In this variant ``cam`` [3] is the wrist's position in the camera frame (OpenCV axes),
+    metres, and ``K`` [3, 3] the crop's intrinsics (pixel centres at integer + 0.5).
+
+    Returns:
+      verts: [V, 3] camera-frame metres; kp3d: [21, 3] camera-frame metres; kp2d: [21, 2] pixels.
+    """
+    chex.assert_shape(K, (3, 3))
+    verts, kp3d = hand_forward_3d(model, params)
+    verts, kp3d = verts + params.cam, kp3d + params.cam
+    return verts, kp3d, camera.project_perspective(kp3d, K)
+
+
+def screen_hand(model: mano.HandModel, params: HandParams, *, image_size, K=None):
+    """Screen-space vertices and 2D keypoints under either camera model.
+
+    Args:
+      model: the hand model.
+      params: ``HandParams`` of one example.
+      image_size: crop side, pixels (static).
+      K: None for the weak-perspective ``cam`` (s, tx, ty); a [3, 3] intrinsics matrix for the
+        perspective variant (``cam`` = wrist translation, metres).
+
+    Returns:
+      verts_px: [V, 2] (weak perspective) or [V, 3] (u, v, depth) pixels for the rasterizer;
+      kp2d: [21, 2] pixels.
+    """
+    if K is None:
+        verts, _, kp2d = hand_forward(model, params, image_size=image_size)
+        return project_verts(verts, params.cam, image_size=image_size), kp2d
+    verts, _, kp2d = hand_forward_perspective(model, params, K)
+    return camera.project_perspective(verts, K, with_depth=True), kp2d
+
+
+def default_perspective_params(
+    model: mano.HandModel, K, *, image_size: int, rotation: str = "quaternion", fill: float = 0.8
+) -> HandParams:
+    """The neutral frontal hand placed in front of a pinhole camera so it fills the crop.
+
+    The depth makes the hand's larger side span ``fill`` of the crop (at the focal length
+    ``K[0, 0]``); the hand's bounding-box centre projects to the crop's centre.
+    """
+    weak = default_params(model, rotation=rotation, fill=fill)
+    verts, _ = hand_forward_3d(model, weak)
+    lo, hi = jnp.min(verts[:, :2], axis=0), jnp.max(verts[:, :2], axis=0)
+    depth = K[0, 0] * jnp.max(hi - lo) / (fill * image_size)
+    centre = jnp.array([image_size / 2.0, image_size / 2.0])
+    xy = (centre - K[:2, 2]) * depth / jnp.diagonal(K)[:2] - 0.5 * (lo + hi)
+    return weak._replace(cam=jnp.concatenate([xy, depth[None]]).astype(weak.cam.dtype))

@@ -28,7 +28,7 @@ import numpy as np
 import optax
 
 from hand_jax import mano, render
-from hand_jax.params import HandParams, default_params, hand_forward, project_verts
+from hand_jax.params import HandParams, default_params, hand_forward, screen_hand
 
 __all__ = [
     "Evidence",
@@ -51,11 +51,14 @@ class Evidence(NamedTuple):
       keypoints_2d: [21, 2] crop pixels (u, v), canonical order.
       confidence: [21] per-keypoint confidence in [0, 1] (heatmap peak values).
       mask: [H, W] foreground probability in [0, 1].
+      K: None for the weak-perspective camera, or the crop's [3, 3] intrinsics for the
+        perspective variant (then ``HandParams.cam`` is the wrist translation in metres).
     """
 
     keypoints_2d: chex.Array
     confidence: chex.Array
     mask: chex.Array
+    K: chex.Array | None = None
 
 
 class RefineOutput(NamedTuple):
@@ -74,7 +77,9 @@ class RefineOutput(NamedTuple):
     best_loss: chex.Array
 
 
-def render_evidence(model: mano.HandModel, params: HandParams, *, image_size: int, sigma=0.5):
+def render_evidence(
+    model: mano.HandModel, params: HandParams, *, image_size: int, sigma=0.5, K=None
+):
     """Return exact evidence for known parameters: projected keypoints and soft silhouette.
 
     Args:
@@ -82,18 +87,16 @@ def render_evidence(model: mano.HandModel, params: HandParams, *, image_size: in
       params: ``HandParams`` of one example.
       image_size: crop side in pixels (static).
       sigma: silhouette blur, pixels^2.
+      K: None (weak perspective) or [3, 3] intrinsics (perspective variant).
 
     Returns:
       ``Evidence`` with confidence 1 for every keypoint.
     """
-    verts, _, kp2d = hand_forward(model, params, image_size=image_size)
+    verts_px, kp2d = screen_hand(model, params, image_size=image_size, K=K)
     alpha = render.soft_silhouette(
-        project_verts(verts, params.cam, image_size=image_size),
-        model.faces,
-        image_size=(image_size, image_size),
-        sigma=sigma,
+        verts_px, model.faces, image_size=(image_size, image_size), sigma=sigma
     )
-    return Evidence(kp2d, jnp.ones(kp2d.shape[:1], kp2d.dtype), alpha)
+    return Evidence(kp2d, jnp.ones(kp2d.shape[:1], kp2d.dtype), alpha, K)
 
 
 def _sanitize(evidence: Evidence):
@@ -151,12 +154,9 @@ def energy_terms(
       dict with ``keypoints``, ``silhouette``, ``shape``, ``pose``, ``proximity``.
     """
     kp, conf, mask, weight = _sanitize(evidence)
-    verts, _, kp2d = hand_forward(model, params, image_size=image_size)
+    verts_px, kp2d = screen_hand(model, params, image_size=image_size, K=evidence.K)
     alpha = (silhouette_fn or render.soft_silhouette)(
-        project_verts(verts, params.cam, image_size=image_size),
-        model.faces,
-        image_size=(image_size, image_size),
-        sigma=sigma,
+        verts_px, model.faces, image_size=(image_size, image_size), sigma=sigma
     )
     kp_err = jnp.sum((kp2d - kp) ** 2, axis=-1) / float(image_size) ** 2
     pose_mean = model.hands_mean if params.pose.shape[-1] == 45 else 0.0
@@ -232,6 +232,8 @@ def _check_inputs(init_params: HandParams, evidence: Evidence, image_size: int):
     chex.assert_shape(evidence.keypoints_2d, (batch, 21, 2))
     chex.assert_shape(evidence.confidence, (batch, 21))
     chex.assert_shape(evidence.mask, (batch, image_size, image_size))
+    if evidence.K is not None:
+        chex.assert_shape(evidence.K, (batch, 3, 3))
     for name, value in init_params._asdict().items():
         chex.assert_rank(value, 2)
         if value.shape[0] != batch:
@@ -313,7 +315,7 @@ def make_refine_fn(
 
     def refine_fn(init_params: HandParams, evidence: Evidence):
         init_params = HandParams(*(jnp.asarray(x) for x in init_params))
-        evidence = Evidence(*(jnp.asarray(x) for x in evidence))
+        evidence = Evidence(*(None if x is None else jnp.asarray(x) for x in evidence))
         _check_inputs(init_params, evidence, image_size)
         out, trajectory = compiled(model, init_params, evidence)
         return (out, trajectory) if return_trajectory else out

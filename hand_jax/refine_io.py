@@ -9,6 +9,7 @@ Evidence file (npz), N examples, crop side S pixels:
 | ``mask`` | float [N, S, S] or uint8 | foreground probability (uint8 is scaled by 1/255) |
 | ``image`` (optional) | uint8 [N, S, S, 3] | the crops, for overlays |
 | ``ids`` (optional) | str or int [N] | sample ids |
+| ``K`` (optional) | float [N, 3, 3] | crop intrinsics (perspective variant: ``cam`` in metres) |
 | ``global_rot``, ``pose``, ``betas``, ``cam`` (optional) | [N, ...] | initial ``HandParams`` |
 
 Without initial parameters, refinement starts from ``params.default_params`` for every example.
@@ -21,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hand_jax import mano
-from hand_jax.params import HandParams, default_params
+from hand_jax.params import HandParams, default_params, default_perspective_params
 from hand_jax.refine import Evidence, render_evidence
 
 PARAM_KEYS = HandParams._fields
@@ -51,9 +52,13 @@ def load_evidence(path):
         raise ValueError(f"{path}: 'mask' has shape {mask.shape}, expected [{n}, S, S]")
     if mask.dtype == np.uint8:
         mask = mask.astype(np.float32) / 255.0
+    K = data.get("K")
+    if K is not None and K.shape != (n, 3, 3):
+        raise ValueError(f"{path}: 'K' has shape {K.shape}, expected ({n}, 3, 3)")
     evidence = Evidence(
-        data["keypoints_2d"].astype(np.float32), data["confidence"].astype(np.float32), mask
-    )
+        data["keypoints_2d"].astype(np.float32), data["confidence"].astype(np.float32), mask,
+        None if K is None else K.astype(np.float32),
+    )  # fmt: skip
     present = [k for k in PARAM_KEYS if k in data]
     if present and len(present) != len(PARAM_KEYS):
         missing = sorted(set(PARAM_KEYS) - set(present))
@@ -67,7 +72,7 @@ def save_evidence(path, evidence: Evidence, *, init_params=None, images=None, id
     """Write an evidence npz (the format of the module docstring); refuses to overwrite."""
     if os.path.exists(path):
         raise FileExistsError(f"{path}: exists; refusing to overwrite")
-    arrays = {k: np.asarray(v) for k, v in evidence._asdict().items()}
+    arrays = {k: np.asarray(v) for k, v in evidence._asdict().items() if v is not None}
     if init_params is not None:
         arrays.update({k: np.asarray(v) for k, v in init_params._asdict().items()})
     if images is not None:
@@ -109,6 +114,7 @@ def synthetic_problems(
     cam_rel: float = 0.05,
     rot_range: float = 0.6,
     sigma: float = 0.5,
+    K=None,
 ):
     """Draw ground-truth hands, their exact evidence, and perturbed initial estimates.
 
@@ -116,11 +122,17 @@ def synthetic_problems(
     articulation ``hands_mean + N(0, (pose_std/2)^2)``, betas ``N(0, 0.5^2)``. The initial estimate
     adds articulation noise ``N(0, pose_std^2)``, betas noise ``N(0, betas_std^2)`` and a relative
     camera perturbation of ``cam_rel`` (scale and translation, in units of the hand's framing).
+    With ``K`` ([3, 3] crop intrinsics) the problems use the perspective variant: ``cam`` is the
+    wrist translation (perturbed by ``cam_rel`` times the depth) and the evidence carries K.
 
     Returns:
       (gt_params, init_params, evidence), each with a leading [num] axis.
     """
-    base = default_params(model)
+    if K is None:
+        base = default_params(model)
+    else:
+        K = jnp.asarray(K, jnp.float32)
+        base = default_perspective_params(model, K, image_size=image_size)
     keys = jax.random.split(key, 7)
     n_betas = base.betas.shape[0]
     gt = tile_params(base, num)._replace(
@@ -130,13 +142,22 @@ def synthetic_problems(
         pose=base.pose + 0.5 * pose_std * jax.random.normal(keys[1], (num, 45)),
         betas=0.5 * jax.random.normal(keys[2], (num, n_betas)),
     )
-    s = gt.cam[:, :1]
     cam_noise = cam_rel * jax.random.normal(keys[3], (num, 3))
+    if K is None:
+        s = gt.cam[:, :1]
+        cam = jnp.concatenate([s * (1 + cam_noise[:, :1]), gt.cam[:, 1:] + cam_noise[:, 1:] / s], 1)
+    else:
+        cam = gt.cam + cam_noise * gt.cam[:, 2:3]
     init = gt._replace(
         pose=gt.pose + pose_std * jax.random.normal(keys[4], (num, 45)),
         betas=gt.betas + betas_std * jax.random.normal(keys[5], (num, n_betas)),
-        cam=jnp.concatenate([s * (1 + cam_noise[:, :1]), gt.cam[:, 1:] + cam_noise[:, 1:] / s], 1),
+        cam=cam,
     )
-    render_one = lambda p: render_evidence(model, p, image_size=image_size, sigma=sigma)  # noqa: E731
+
+    def render_one(p):
+        return render_evidence(model, p, image_size=image_size, sigma=sigma, K=K)
+
     evidence = jax.jit(jax.vmap(render_one))(gt)
+    if K is not None:
+        evidence = evidence._replace(K=jnp.broadcast_to(K, (num, 3, 3)))
     return gt, init, evidence

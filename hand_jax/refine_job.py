@@ -1,7 +1,8 @@
 """Batch refinement job: read evidence, refine in fixed-size batches, write results.
 
 Outputs in ``out_dir``: ``refined.npz`` (ids, initial/final/best ``HandParams``, final energies,
-per-step energies [N, T]), ``meshes/<id>.obj`` (best iterate, root-relative metres),
+per-step energies [N, T]), ``meshes/<id>.obj`` (best iterate, metres; root-relative for the
+weak-perspective camera, camera frame for the perspective variant),
 ``overlays/<id>.png`` (evidence | initial | refined) and ``animations/<id>.gif`` for the first few
 examples. Nothing in an existing non-empty ``out_dir`` is overwritten unless ``overwrite``.
 """
@@ -16,7 +17,13 @@ import optax
 from tqdm import tqdm
 
 from hand_jax import mano, mesh_io, refine, refine_io, refine_viz
-from hand_jax.params import default_params, hand_forward, project_verts
+from hand_jax.params import (
+    default_params,
+    default_perspective_params,
+    hand_forward,
+    hand_forward_perspective,
+    screen_hand,
+)
 
 
 def _prepare_out_dir(out_dir, overwrite):
@@ -36,25 +43,35 @@ def _pad(tree, size):
     return jax.tree.map(pad, tree)
 
 
+def _default_init(model, evidence, n, image_size):
+    """The neutral framed hand for every example (per-example K in the perspective variant)."""
+    if evidence.K is None:
+        return refine_io.tile_params(default_params(model), n)
+    place = lambda K: default_perspective_params(model, K, image_size=image_size)  # noqa: E731
+    return jax.vmap(place)(jnp.asarray(evidence.K))
+
+
 def _rows(tree, start, stop):
     """Rows ``start:stop`` of every leaf, as numpy arrays."""
     return jax.tree.map(lambda x: np.asarray(x[start:stop]), tree)
 
 
-def _silhouette_and_kp(model, params, image_size, sigma):
-    verts, _, kp2d = hand_forward(model, params, image_size=image_size)
+def _silhouette_and_kp(model, params, image_size, sigma, K):
+    if K is None:
+        verts = hand_forward(model, params, image_size=image_size)[0]
+    else:
+        verts = hand_forward_perspective(model, params, K)[0]
+    verts_px, kp2d = screen_hand(model, params, image_size=image_size, K=K)
     alpha = refine.render.soft_silhouette(
-        project_verts(verts, params.cam, image_size=image_size),
-        model.faces,
-        image_size=(image_size, image_size),
-        sigma=sigma,
+        verts_px, model.faces, image_size=(image_size, image_size), sigma=sigma
     )
     return verts, alpha, kp2d
 
 
 def _write_visuals(out_dir, model, i, name, data, outputs, image_size, sigma, trajectory):
     evidence, init, images = data
-    view = jax.jit(lambda p: _silhouette_and_kp(model, p, image_size, sigma))
+    K = None if evidence.K is None else jnp.asarray(evidence.K[i])
+    view = jax.jit(lambda p: _silhouette_and_kp(model, p, image_size, sigma, K))
     take = lambda tree: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
     _, a0, k0 = view(take(init))
     verts, a1, k1 = view(take(outputs.best_params))
@@ -97,7 +114,7 @@ def run(
     evidence, init, images, ids = refine_io.load_evidence(input_path)
     n, image_size = evidence.keypoints_2d.shape[0], evidence.mask.shape[1]
     if init is None:
-        init = refine_io.tile_params(default_params(model), n)
+        init = _default_init(model, evidence, n, image_size)
     _prepare_out_dir(out_dir, overwrite)
     refine_fn = refine.make_refine_fn(
         model, num_steps=num_steps, image_size=image_size, optimizer=optax.adam(learning_rate),

@@ -9,7 +9,7 @@ import optax
 import pytest
 
 from hand_jax import mano, refine, refine_io
-from hand_jax.params import HandParams, default_params, hand_forward_3d
+from hand_jax.params import HandParams, default_params, hand_forward_3d, screen_hand
 
 SIZE = 48
 
@@ -32,7 +32,11 @@ def _refine_fn(num_steps, lr=2e-2):
 
 
 def _kp_error(model, params, evidence):
-    kp2d = jax.vmap(lambda p: refine.forward(model, p, image_size=SIZE)[2])(params)
+    def kp(p, K):
+        return screen_hand(model, p, image_size=SIZE, K=K)[1]
+
+    in_axes = (0, None if evidence.K is None else 0)
+    kp2d = jax.vmap(kp, in_axes=in_axes)(params, evidence.K)
     return np.asarray(jnp.linalg.norm(kp2d - evidence.keypoints_2d, axis=-1).mean(-1))
 
 
@@ -129,3 +133,22 @@ def test_default_params_frame_the_hand(model):
     assert isinstance(p, HandParams)
     kp2d = np.asarray(refine.forward(model, p, image_size=SIZE)[2])
     assert kp2d.min() >= 0.0 and kp2d.max() <= SIZE
+
+
+def test_perspective_variant_round_trip(model):
+    f = 1.5 * SIZE
+    K = np.array([[f, 0, SIZE / 2], [0, f, SIZE / 2], [0, 0, 1]], np.float32)
+    gt, init, evidence = refine_io.synthetic_problems(
+        jax.random.key(7), model, num=2, image_size=SIZE, K=K
+    )
+    # The evidence keypoints are the pinhole projection of the camera-frame keypoints.
+    p0 = jax.tree.map(lambda x: x[0], gt)
+    _, kp_cam = hand_forward_3d(model, p0)
+    kp_cam = np.asarray(kp_cam) + np.asarray(p0.cam)
+    uv = kp_cam[:, :2] / kp_cam[:, 2:] * f + SIZE / 2
+    np.testing.assert_allclose(evidence.keypoints_2d[0], uv, atol=1e-3)
+    out = refine.make_refine_fn(model, num_steps=150, image_size=SIZE, optimizer=optax.adam(2e-2))(
+        init, evidence
+    )
+    before, after = _kp_error(model, init, evidence), _kp_error(model, out.best_params, evidence)
+    assert np.all(after <= 0.2 * before), (before, after)

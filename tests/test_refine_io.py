@@ -26,7 +26,8 @@ def test_evidence_file_round_trip(tmp_path, problem):
     path = tmp_path / "ev.npz"
     refine_io.save_evidence(path, evidence, init_params=init, ids=["a", "b", "c"])
     ev2, init2, images, ids = refine_io.load_evidence(path)
-    for a, b in zip(evidence + init, ev2 + init2, strict=True):
+    assert ev2.K is None
+    for a, b in zip(jax.tree.leaves((evidence, init)), jax.tree.leaves((ev2, init2)), strict=True):
         np.testing.assert_allclose(np.asarray(a), b, rtol=1e-6)
     assert images is None and list(ids) == ["a", "b", "c"]
     with pytest.raises(FileExistsError):
@@ -35,7 +36,7 @@ def test_evidence_file_round_trip(tmp_path, problem):
 
 def test_evidence_file_errors_name_the_key(tmp_path, problem):
     _, init, evidence = problem
-    arrays = {k: np.asarray(v) for k, v in evidence._asdict().items()}
+    arrays = {k: np.asarray(v) for k, v in evidence._asdict().items() if v is not None}
     np.savez(tmp_path / "a.npz", **{k: v for k, v in arrays.items() if k != "mask"})
     with pytest.raises(KeyError, match="a.npz.*'mask'"):
         refine_io.load_evidence(tmp_path / "a.npz")
@@ -56,6 +57,25 @@ def test_quaternion_multiply_matches_matrix_product():
     np.testing.assert_allclose(
         m(refine_io.quaternion_multiply(q[0], q[1])), m(q[0]) @ m(q[1]), atol=1e-5
     )
+
+
+def test_perspective_evidence_without_initial_params(tmp_path, model):
+    f = 1.5 * SIZE
+    K = np.array([[f, 0, SIZE / 2], [0, f, SIZE / 2], [0, 0, 1]], np.float32)
+    _, _, evidence = refine_io.synthetic_problems(
+        jax.random.key(4), model, num=2, image_size=SIZE, K=K
+    )
+    path = tmp_path / "ev.npz"
+    refine_io.save_evidence(path, evidence)
+    loaded, init, _, _ = refine_io.load_evidence(path)
+    np.testing.assert_allclose(loaded.K, np.broadcast_to(K, (2, 3, 3)))
+    assert init is None
+    refine_job.run(
+        input_path=str(path), out_dir=str(tmp_path / "o"), model=model, num_steps=2,
+        learning_rate=1e-2, weights={}, sigma=1.0, batch_size=2, num_animations=0,
+    )  # fmt: skip
+    verts, _ = mesh_io.read_obj(tmp_path / "o" / "meshes" / "0.obj")
+    assert verts[:, 2].min() > 0.05  # camera frame, in front of the camera
 
 
 def test_refine_job_writes_outputs_and_keeps_user_files(tmp_path, model, problem):
