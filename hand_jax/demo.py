@@ -77,10 +77,9 @@ def render_view(model, verts, *, image_size):
 
 def contact_sheet(images, names, *, columns: int = 5):
     """Arrange [S, S, 3] images with captions into one uint8 picture (matplotlib)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from hand_jax.refine_viz import figure_to_array
 
     rows = -(-len(images) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), dpi=100)
@@ -90,10 +89,7 @@ def contact_sheet(images, names, *, columns: int = 5):
         ax.imshow(np.clip(np.asarray(image), 0, 1))
         ax.set_title(name, fontsize=9)
     fig.tight_layout()
-    fig.canvas.draw()
-    sheet = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return sheet
+    return figure_to_array(fig)
 
 
 def run(*, out_dir: str, model: mano.HandModel, image_size: int = 192, overwrite=False):

@@ -184,14 +184,15 @@ def screen_hand(model: mano.HandModel, params: HandParams, *, image_size, K=None
         perspective variant (``cam`` = wrist translation, metres).
 
     Returns:
+      verts: [V, 3] metres: root-relative (weak perspective) or camera frame (perspective);
       verts_px: [V, 2] (weak perspective) or [V, 3] (u, v, depth) pixels for the rasterizer;
       kp2d: [21, 2] pixels.
     """
     if K is None:
         verts, _, kp2d = hand_forward(model, params, image_size=image_size)
-        return project_verts(verts, params.cam, image_size=image_size), kp2d
+        return verts, project_verts(verts, params.cam, image_size=image_size), kp2d
     verts, _, kp2d = hand_forward_perspective(model, params, K)
-    return camera.project_perspective(verts, K, with_depth=True), kp2d
+    return verts, camera.project_perspective(verts, K, with_depth=True), kp2d
 
 
 def default_perspective_params(

@@ -39,6 +39,7 @@ __all__ = [
     "forward",
     "make_refine_fn",
     "render_evidence",
+    "silhouette_and_keypoints",
 ]
 
 forward = hand_forward
@@ -77,6 +78,30 @@ class RefineOutput(NamedTuple):
     best_loss: chex.Array
 
 
+def silhouette_and_keypoints(
+    model: mano.HandModel, params: HandParams, *, image_size: int, sigma, K=None,
+    silhouette_fn=None,
+):  # fmt: skip
+    """Pose, project and rasterize one hand.
+
+    Args:
+      model: the hand model.
+      params: ``HandParams`` of one example.
+      image_size: crop side in pixels (static).
+      sigma: silhouette blur, pixels^2.
+      K: None (weak perspective) or [3, 3] intrinsics (perspective variant).
+      silhouette_fn: the rasterizer, ``render.soft_silhouette`` by default (same signature).
+
+    Returns:
+      verts [V, 3] metres (see ``params.screen_hand``), alpha [S, S], kp2d [21, 2] pixels.
+    """
+    verts, verts_px, kp2d = screen_hand(model, params, image_size=image_size, K=K)
+    alpha = (silhouette_fn or render.soft_silhouette)(
+        verts_px, model.faces, image_size=(image_size, image_size), sigma=sigma
+    )
+    return verts, alpha, kp2d
+
+
 def render_evidence(
     model: mano.HandModel, params: HandParams, *, image_size: int, sigma=0.5, K=None
 ):
@@ -92,9 +117,8 @@ def render_evidence(
     Returns:
       ``Evidence`` with confidence 1 for every keypoint.
     """
-    verts_px, kp2d = screen_hand(model, params, image_size=image_size, K=K)
-    alpha = render.soft_silhouette(
-        verts_px, model.faces, image_size=(image_size, image_size), sigma=sigma
+    _, alpha, kp2d = silhouette_and_keypoints(
+        model, params, image_size=image_size, sigma=sigma, K=K
     )
     return Evidence(kp2d, jnp.ones(kp2d.shape[:1], kp2d.dtype), alpha, K)
 
@@ -154,10 +178,10 @@ def energy_terms(
       dict with ``keypoints``, ``silhouette``, ``shape``, ``pose``, ``proximity``.
     """
     kp, conf, mask, weight = _sanitize(evidence)
-    verts_px, kp2d = screen_hand(model, params, image_size=image_size, K=evidence.K)
-    alpha = (silhouette_fn or render.soft_silhouette)(
-        verts_px, model.faces, image_size=(image_size, image_size), sigma=sigma
-    )
+    _, alpha, kp2d = silhouette_and_keypoints(
+        model, params, image_size=image_size, sigma=sigma, K=evidence.K,
+        silhouette_fn=silhouette_fn,
+    )  # fmt: skip
     kp_err = jnp.sum((kp2d - kp) ** 2, axis=-1) / float(image_size) ** 2
     pose_mean = model.hands_mean if params.pose.shape[-1] == 45 else 0.0
     return {

@@ -17,13 +17,7 @@ import optax
 from tqdm import tqdm
 
 from hand_jax import mano, mesh_io, refine, refine_io, refine_viz
-from hand_jax.params import (
-    default_params,
-    default_perspective_params,
-    hand_forward,
-    hand_forward_perspective,
-    screen_hand,
-)
+from hand_jax.params import default_params, default_perspective_params
 
 
 def _prepare_out_dir(out_dir, overwrite):
@@ -56,22 +50,12 @@ def _rows(tree, start, stop):
     return jax.tree.map(lambda x: np.asarray(x[start:stop]), tree)
 
 
-def _silhouette_and_kp(model, params, image_size, sigma, K):
-    if K is None:
-        verts = hand_forward(model, params, image_size=image_size)[0]
-    else:
-        verts = hand_forward_perspective(model, params, K)[0]
-    verts_px, kp2d = screen_hand(model, params, image_size=image_size, K=K)
-    alpha = refine.render.soft_silhouette(
-        verts_px, model.faces, image_size=(image_size, image_size), sigma=sigma
-    )
-    return verts, alpha, kp2d
-
-
 def _write_visuals(out_dir, model, i, name, data, outputs, image_size, sigma, trajectory):
     evidence, init, images = data
     K = None if evidence.K is None else jnp.asarray(evidence.K[i])
-    view = jax.jit(lambda p: _silhouette_and_kp(model, p, image_size, sigma, K))
+    view = jax.jit(
+        lambda p: refine.silhouette_and_keypoints(model, p, image_size=image_size, sigma=sigma, K=K)
+    )
     take = lambda tree: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
     _, a0, k0 = view(take(init))
     verts, a1, k1 = view(take(outputs.best_params))

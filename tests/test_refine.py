@@ -33,7 +33,7 @@ def _refine_fn(num_steps, lr=2e-2):
 
 def _kp_error(model, params, evidence):
     def kp(p, K):
-        return screen_hand(model, p, image_size=SIZE, K=K)[1]
+        return screen_hand(model, p, image_size=SIZE, K=K)[2]
 
     in_axes = (0, None if evidence.K is None else 0)
     kp2d = jax.vmap(kp, in_axes=in_axes)(params, evidence.K)
