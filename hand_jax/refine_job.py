@@ -50,15 +50,17 @@ def _rows(tree, start, stop):
     return jax.tree.map(lambda x: np.asarray(x[start:stop]), tree)
 
 
-def _write_visuals(out_dir, model, i, name, data, outputs, image_size, sigma, trajectory):
+def _write_visuals(out_dir, model, view, i, name, data, outputs, trajectory):
+    """Write example ``i``'s OBJ, overlay and (with a trajectory) animation.
+
+    ``view(model, params, K)`` is the jitted ``refine.silhouette_and_keypoints``, built once per
+    run so that drawing many examples compiles it once.
+    """
     evidence, init, images = data
-    K = None if evidence.K is None else jnp.asarray(evidence.K[i])
-    view = jax.jit(
-        lambda p: refine.silhouette_and_keypoints(model, p, image_size=image_size, sigma=sigma, K=K)
-    )
+    K = None if evidence.K is None else evidence.K[i]
     take = lambda tree: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
-    _, a0, k0 = view(take(init))
-    verts, a1, k1 = view(take(outputs.best_params))
+    _, a0, k0 = view(model, take(init), K)
+    verts, a1, k1 = view(model, take(outputs.best_params), K)
     mesh_io.write_obj(
         os.path.join(out_dir, "meshes", f"{name}.obj"), verts, model.faces, overwrite=True
     )
@@ -74,7 +76,7 @@ def _write_visuals(out_dir, model, i, name, data, outputs, image_size, sigma, tr
     steps = trajectory.cam.shape[1]
     frames = []
     for t in list(range(0, steps, max(1, steps // 20))) + [steps - 1]:
-        _, a, k = view(jax.tree.map(lambda x: x[i, t], trajectory))  # noqa: B023
+        _, a, k = view(model, jax.tree.map(lambda x: x[i, t], trajectory), K)  # noqa: B023
         frames.append((t + 1, float(outputs.losses[i, t]), np.asarray(a), np.asarray(k)))
     refine_viz.save_animation(
         os.path.join(out_dir, "animations", f"{name}.gif"), image, mask, kp_ev, frames
@@ -104,6 +106,11 @@ def run(
         model, num_steps=num_steps, image_size=image_size, optimizer=optax.adam(learning_rate),
         sigma=sigma, weights=weights, return_trajectory=True,
     )  # fmt: skip
+    view = jax.jit(
+        lambda m, p, K: refine.silhouette_and_keypoints(
+            m, p, image_size=image_size, sigma=sigma, K=K
+        )
+    )
     results = []
     for start in tqdm(range(0, n, batch_size), desc="refine", unit="batch"):
         stop = min(start + batch_size, n)
@@ -114,7 +121,7 @@ def run(
         for j in range(stop - start):
             keep = traj if start + j < num_animations else None
             name = str(ids[start + j])
-            _write_visuals(out_dir, model, j, name, data, out, image_size, sigma, keep)
+            _write_visuals(out_dir, model, view, j, name, data, out, keep)
         results.append(out)
     merged = jax.tree.map(lambda *xs: np.concatenate(xs), *results)
     arrays = {"ids": np.asarray(ids), "losses": merged.losses, "best_loss": merged.best_loss}
