@@ -195,10 +195,10 @@ def compute_metrics(p: dict) -> dict:
       keypoints; with ``gt_keypoint_visible``, ``e2d_epe_visible_px`` and
       ``e2d_epe_occluded_px`` over the visible / occluded labelled keypoints; with
       ``keypoints2d_hard``, ``e2d_hard_epe_px``;
-      ``mask_iou`` (fE2D mask, against ``gt_mask``: the visible hand, its training target) and
-      ``silhouette_iou`` (rendered mesh, against ``gt_mask_full`` where ``p`` has it, else
-      ``gt_mask``: the mesh is rendered without occluders, so the amodal mask is its target),
-      soft IoU over examples with a labelled mask.
+      ``mask_iou`` (fE2D mask) and ``silhouette_iou`` (rendered mesh), soft IoU over examples
+      with a labelled mask, against ``gt_mask_full`` where ``p`` has it, else ``gt_mask``: the
+      mesh is rendered without occluders and the mask head is trained on the full-hand mask,
+      so an occluded hand is not counted against them where the amodal label exists.
     """
     valid = np.asarray(p["gt_keypoint_valid"], bool)
     # Unlabelled entries may hold anything (NaN, sentinels): zero them before aligning.
@@ -238,12 +238,11 @@ def compute_metrics(p: dict) -> dict:
         out["e2d_hard_epe_px"] = _epe_auc(
             p["keypoints2d_hard"], gt2, valid, thresholds=_AUC_0_30_PX
         )[0]
-    gt_mask = np.asarray(p["gt_mask"], np.float32)
-    gt_full = np.asarray(p["gt_mask_full"], np.float32) if "gt_mask_full" in p else gt_mask
+    gt_mask = np.asarray(p["gt_mask_full"] if "gt_mask_full" in p else p["gt_mask"], np.float32)
     mask_valid = np.asarray(p["gt_mask_valid"], np.float32)
     out["mask_iou"] = _iou(p["mask"], _downsample(gt_mask, p["mask"].shape[1]), mask_valid)
     out["silhouette_iou"] = _iou(
-        p["silhouette"], _downsample(gt_full, p["silhouette"].shape[1]), mask_valid
+        p["silhouette"], _downsample(gt_mask, p["silhouette"].shape[1]), mask_valid
     )
     return {k: float(v) for k, v in out.items()}
 

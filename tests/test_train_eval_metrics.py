@@ -174,18 +174,19 @@ def _loop_iou(pred, target, valid):
     return np.mean(ious)
 
 
-def test_mask_ious_match_a_loop_and_the_silhouette_uses_the_amodal_mask():
+def test_mask_ious_match_a_loop_and_use_the_amodal_mask_when_present():
     p = _predictions(11)
-    out = te.compute_metrics(p)
     valid = p["gt_mask_valid"]
+    out = te.compute_metrics(p)
     assert out["mask_iou"] == pytest.approx(_loop_iou(p["mask"], p["gt_mask"], valid), rel=1e-5)
     sil = _loop_iou(p["silhouette"], p["gt_mask"], valid)
     assert out["silhouette_iou"] == pytest.approx(sil, rel=1e-5)
-    p["gt_mask_full"] = np.maximum(
-        p["gt_mask"], np.random.default_rng(12).random(p["gt_mask"].shape) < 0.3
-    )
+    occluded = np.random.default_rng(12).random(p["gt_mask"].shape) < 0.3
+    p["gt_mask_full"] = np.maximum(p["gt_mask"], occluded).astype(np.uint8)
     full = te.compute_metrics(p)
-    assert full["mask_iou"] == pytest.approx(out["mask_iou"])
+    target = p["gt_mask_full"].astype(np.float32)
+    assert full["mask_iou"] == pytest.approx(_loop_iou(p["mask"], target, valid), rel=1e-5)
     assert full["silhouette_iou"] == pytest.approx(
-        _loop_iou(p["silhouette"], p["gt_mask_full"].astype(np.float32), valid), rel=1e-5
+        _loop_iou(p["silhouette"], target, valid), rel=1e-5
     )
+    assert full["silhouette_iou"] != pytest.approx(sil, rel=1e-3)
