@@ -117,6 +117,22 @@ def silhouette_loss(alpha, mask):
     return jnp.mean((alpha - mask) ** 2)
 
 
+def visible_silhouette_loss(alpha, visible_mask):
+    """One-sided silhouette loss against a visible-only mask.
+
+    Where only the visible part of the hand is labelled, an occluder may hide any rendered pixel
+    outside the mask, so only labelled hand pixels that the render misses are penalised.
+
+    Args:
+      alpha: [H, W] rendered (amodal) soft silhouette in [0, 1].
+      visible_mask: [H, W] visible-hand mask in [0, 1], same size.
+
+    Returns:
+      Scalar loss: mean over pixels of ``visible_mask * (1 - alpha)^2``.
+    """
+    return jnp.mean(visible_mask * (1.0 - alpha) ** 2)
+
+
 def pose_prior(pose, mean_pose):
     """Mean squared deviation of the articulation from the mean hand ([45] each, radians)."""
     return jnp.mean((pose - mean_pose) ** 2)
@@ -154,17 +170,31 @@ def area_downsample(image, factor: int):
     return jnp.mean(blocks, axis=(1, 3))
 
 
+def running_skeleton_loss(ema, loss, *, decay: float):
+    """Update the running 3D keypoint loss of the silhouette gate (``ema`` < 0: first value)."""
+    return jnp.where(ema < 0, loss, decay * ema + (1.0 - decay) * loss)
+
+
+GATE_MODES = ("always", "never", "threshold", "step", "threshold_or_step")
+
+
 def silhouette_gate(active, skeleton_loss, step, *, mode: str, threshold: float, start_step: int):
     """Decide whether the silhouette loss is on (latched once on).
 
+    The paper switches the mask loss on once the skeleton losses have converged: "threshold"
+    opens when the running 3D keypoint loss falls below ``threshold``; "threshold_or_step"
+    also opens at ``start_step`` at the latest, so that a threshold the run never reaches
+    cannot keep the loss off for the whole run.
+
     Args:
       active: [] bool, whether the loss was already on.
-      skeleton_loss: [] running average of the 3D keypoint loss, metres.
+      skeleton_loss: [] running average of the 3D keypoint loss, metres (negative: not yet
+        measured, never below the threshold).
       step: [] int training step.
-      mode: "always", "never", "threshold" (on once ``skeleton_loss < threshold``) or "step" (on
-        from ``start_step``).
+      mode: one of ``GATE_MODES``: "always", "never", "threshold", "step" (on from
+        ``start_step``) or "threshold_or_step".
       threshold: skeleton-loss threshold, metres.
-      start_step: first step of the silhouette loss in mode "step".
+      start_step: first step of the silhouette loss in modes "step" and "threshold_or_step".
 
     Returns:
       [] bool.
@@ -173,8 +203,11 @@ def silhouette_gate(active, skeleton_loss, step, *, mode: str, threshold: float,
         return jnp.ones((), bool)
     if mode == "never":
         return jnp.zeros((), bool)
+    below = jnp.logical_and(skeleton_loss >= 0, skeleton_loss < threshold)
     if mode == "threshold":
-        return jnp.logical_or(active, skeleton_loss < threshold)
+        return jnp.logical_or(active, below)
     if mode == "step":
         return jnp.logical_or(active, step >= start_step)
-    raise ValueError(f"mode={mode!r}: expected always, never, threshold or step")
+    if mode == "threshold_or_step":
+        return jnp.logical_or(active, jnp.logical_or(below, step >= start_step))
+    raise ValueError(f"mode={mode!r}: expected one of {GATE_MODES}")

@@ -3,10 +3,22 @@
 ``TrainState`` is pure data; the Flax module, the Optax optimiser and the static loss settings
 are passed beside it. Batches are dicts of global arrays sharded on the ``data`` mesh axis with
 the sample schema's fields (``hand_jax.data.schema``) cropped to the input size:
-``image`` [B, H, W, 3] uint8 or float in [0, 1], ``mask`` [B, H, W] uint8 or float,
-``mask_valid`` bool [B],
-``keypoints_2d`` [B, K, 2] crop pixels, ``keypoints_3d`` [B, K, 3] metres (camera frame),
-``keypoint_valid`` bool [B, K]. The state is replicated over the mesh.
+``image`` [B, H, W, 3] uint8 or float in [0, 1], ``mask`` [B, H, W] uint8 or float (visible
+hand), ``mask_full`` [B, H, W] (the amodal hand where the source has it, else the visible mask),
+``mask_amodal`` bool [B] (whether ``mask_full`` is amodal), ``mask_valid`` bool [B],
+``keypoints_2d`` [B, K, 2] crop pixels, ``keypoints_3d`` [B, K, 3] metres (crop camera frame),
+``view_rotation`` [B, 3, 3] (crop camera frame -> the virtual camera looking through the crop
+centre, ``hand_jax.data.crop.view_rotation``), ``keypoint_valid`` bool [B, K]. The state is
+replicated over the mesh.
+
+Frames: a weak-perspective prediction sees the hand along the crop's line of sight, so the 3D
+targets are rotated into the view frame (``view_rotation @ X``) before the 3D loss; predictions
+are rotated back for reporting (``hand_jax.train_eval.run_predictions``).
+
+Silhouette target: the rendered silhouette is amodal (occluders are not rendered). Where the
+source has the amodal mask the loss is the MSE against it; where only the visible mask exists an
+occluder may hide part of the hand, so only visible hand pixels the render misses are penalised
+(``losses.visible_silhouette_loss``), never rendered pixels outside the visible mask.
 
 Stratified training: stage "e2d" trains fE2D (backbone + heads) alone on heatmap and mask
 losses; stage "e3d" trains fE3D on frozen fE2D evidence; stage "joint" trains everything on all
@@ -20,6 +32,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -41,7 +54,8 @@ class TrainState(NamedTuple):
       batch_stats: batch-norm running statistics.
       opt_state: optimiser state.
       silhouette_on: [] bool, latched silhouette-loss gate.
-      skeleton_ema: [] float32 running mean of the 3D keypoint loss, metres.
+      skeleton_ema: [] float32 running mean of the 3D keypoint loss, metres (negative until
+        the first step that computes it).
     """
 
     step: Any
@@ -92,7 +106,7 @@ class LossSettings:
     color_jitter: float
 
     @classmethod
-    def from_config(cls, config, *, num_betas: int):
+    def from_config(cls, config, *, num_betas: int):  # noqa: D417
         """Collect the settings from a full training config.
 
         Args:
@@ -110,23 +124,49 @@ class LossSettings:
         )
 
 
-def make_optimizer(optim, *, num_steps: int) -> optax.GradientTransformation:
-    """AdamW with warmup, cosine (or constant) decay and optional gradient clipping.
+def stage_lengths(train_cfg) -> tuple[int, int, int]:
+    """Steps of the stratified stages (e2d, e3d, joint) of a config's ``train`` section."""
+    e2d = min(train_cfg.e2d_steps, train_cfg.num_steps)
+    e3d = min(train_cfg.e3d_steps, train_cfg.num_steps - e2d)
+    return e2d, e3d, train_cfg.num_steps - e2d - e3d
+
+
+def _stage_schedule(optim, length: int):
+    peak, warmup = optim.learning_rate, min(optim.warmup_steps, max(length // 2, 1))
+    if optim.schedule == "cosine":
+        return optax.warmup_cosine_decay_schedule(
+            0.0, peak, warmup, max(length, warmup + 1), end_value=peak * optim.end_factor
+        )
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, peak, max(warmup, 1)), optax.constant_schedule(peak)],
+        [warmup],
+    )
+
+
+def make_schedule(optim, *, stages):
+    """The learning rate per step: each stratified stage has its own warm-up and decay.
 
     Args:
       optim: the config's ``optim`` section.
-      num_steps: total training steps (cosine horizon).
+      stages: (e2d, e3d, joint) stage lengths in steps (``stage_lengths``); empty stages are
+        skipped.
+
+    Returns:
+      An Optax schedule (step -> learning rate).
     """
-    peak, warmup = optim.learning_rate, optim.warmup_steps
-    if optim.schedule == "cosine":
-        schedule = optax.warmup_cosine_decay_schedule(
-            0.0, peak, warmup, max(num_steps, warmup + 1), end_value=peak * optim.end_factor
-        )
-    else:
-        schedule = optax.join_schedules(
-            [optax.linear_schedule(0.0, peak, max(warmup, 1)), optax.constant_schedule(peak)],
-            [warmup],
-        )
+    lengths = [n for n in stages if n > 0] or [1]
+    schedules = [_stage_schedule(optim, n) for n in lengths]
+    return optax.join_schedules(schedules, list(np.cumsum(lengths)[:-1]))
+
+
+def make_optimizer(optim, *, stages) -> optax.GradientTransformation:
+    """AdamW with a per-stage schedule (``make_schedule``) and optional gradient clipping.
+
+    Args:
+      optim: the config's ``optim`` section.
+      stages: (e2d, e3d, joint) stage lengths in steps.
+    """
+    schedule = make_schedule(optim, stages=stages)
     decay_mask = functools.partial(jax.tree.map, lambda p: p.ndim > 1)
     chain = [optax.adamw(schedule, weight_decay=optim.weight_decay, mask=decay_mask)]
     if optim.grad_clip_norm > 0:
@@ -145,7 +185,7 @@ def create_train_state(key, *, model, optimizer, image_size: int, h_init) -> Tra
         batch_stats=variables["batch_stats"],
         opt_state=optimizer.init(params),
         silhouette_on=jnp.zeros((), bool),
-        skeleton_ema=jnp.ones((), jnp.float32),
+        skeleton_ema=-jnp.ones((), jnp.float32),
     )
 
 
@@ -176,15 +216,15 @@ def project(consts: Constants, h, *, settings: LossSettings, image_size: int):
     Returns:
       verts [V, 3] metres, kp3d [K, 3] metres, kp2d [K, 2] crop pixels.
     """
-    rot, pose, betas, cam = dhpe.split_h(
-        h, rot_repr=settings.rot_repr, num_betas=settings.num_betas
-    )
-    p = hand_params.HandParams(global_rot=rot, pose=pose, betas=betas, cam=cam)
+    p = dhpe.to_hand_params(h, rot_repr=settings.rot_repr, num_betas=settings.num_betas)
     return hand_params.hand_forward(consts.hand_model, p, image_size=image_size)
 
 
 def silhouette(consts: Constants, verts, cam, *, settings: LossSettings):
-    """Render the soft silhouette [S, S] of posed vertices [V, 3] under weak perspective cam [3]."""
+    """Render the soft silhouette [S, S] of posed vertices [V, 3].
+
+    ``cam`` [3] is the weak-perspective ``HandParams.cam`` (s, tx, ty), not h's camera part.
+    """
     size = settings.silhouette_size
     verts_px = camera.project_weak_perspective(verts, cam, image_size=size)
     return render.soft_silhouette(
@@ -202,7 +242,7 @@ def _e2d_losses(outputs, batch, *, settings: LossSettings):
         )
     )(batch["keypoints_2d"])
     heatmap = jax.vmap(losses.heatmap_loss)(hm, targets, batch["keypoint_valid"])
-    small_mask = jax.vmap(lambda m: losses.area_downsample(m, stride))(batch["mask"])
+    small_mask = jax.vmap(lambda m: losses.area_downsample(m, stride))(batch["mask_full"])
     mask = jax.vmap(losses.mask_loss)(outputs["mask_logits"], small_mask)
     return {"heatmap": heatmap, "mask": mask * batch["mask_valid"]}
 
@@ -216,9 +256,11 @@ def _e3d_losses(consts, outputs, batch, silhouette_on, *, settings: LossSettings
         h.reshape(-1, h.shape[-1])
     )
     verts, kp3d, kp2d = (x.reshape(*h.shape[:2], *x.shape[1:]) for x in flat)
-    rot, pose, betas, cam = dhpe.split_h(
+    rot, pose, betas, cam_h = dhpe.split_h(
         h, rot_repr=settings.rot_repr, num_betas=settings.num_betas
     )
+    cam = dhpe.weak_perspective_cam(cam_h)
+    target3d = jnp.einsum("bij,bkj->bki", batch["view_rotation"], batch["keypoints_3d"])
     per_t = jax.vmap(jax.vmap(losses.keypoint3d_loss), in_axes=(0, None, None))
     kp2d_loss = jax.vmap(
         jax.vmap(functools.partial(losses.keypoint2d_loss, image_size=(size, size))),
@@ -227,7 +269,7 @@ def _e3d_losses(consts, outputs, batch, silhouette_on, *, settings: LossSettings
     refined_px = camera.ndc_to_pixels(outputs["refined2d"], image_size=size)
     valid = batch["keypoint_valid"]
     terms = {
-        "kp3d": per_t(kp3d, batch["keypoints_3d"], valid),
+        "kp3d": per_t(kp3d, target3d, valid),
         "kp2d": kp2d_loss(kp2d, batch["keypoints_2d"], valid),
         "refine2d": kp2d_loss(refined_px, batch["keypoints_2d"], valid),
         "pose_prior": jax.vmap(jax.vmap(losses.pose_prior, in_axes=(0, None)), in_axes=(0, None))(
@@ -245,18 +287,21 @@ def _e3d_losses(consts, outputs, batch, silhouette_on, *, settings: LossSettings
 
 
 def _silhouette_losses(consts, verts, cam, batch, *, settings: LossSettings):
-    """Silhouette MSE per iteration and example ([T, B], or [1, B] if only the last is rendered).
+    """Silhouette loss per iteration and example ([T, B], or [1, B] if only the last is rendered).
 
-    Examples whose mask is unlabelled get 0.
+    Against the amodal mask where the example has one, else one-sided against the visible mask
+    (see the module docstring). Examples whose mask is unlabelled get 0.
     """
     factor = batch["mask"].shape[1] // settings.silhouette_size
-    target = jax.vmap(lambda m: losses.area_downsample(m, factor))(batch["mask"])
+    target = jax.vmap(lambda m: losses.area_downsample(m, factor))(batch["mask_full"])
     render_one = functools.partial(silhouette, consts, settings=settings)
     if settings.silhouette_last_only:
         alpha = jax.vmap(render_one)(verts[-1], cam[-1])[None]
     else:
         alpha = jax.vmap(jax.vmap(render_one))(verts, cam)
-    loss = jax.vmap(jax.vmap(losses.silhouette_loss), in_axes=(0, None))(alpha, target)
+    both = jax.vmap(jax.vmap(losses.silhouette_loss), in_axes=(0, None))(alpha, target)
+    one_sided = jax.vmap(jax.vmap(losses.visible_silhouette_loss), in_axes=(0, None))(alpha, target)
+    loss = jnp.where(batch["mask_amodal"] > 0, both, one_sided)
     return loss * batch["mask_valid"]
 
 
@@ -299,6 +344,8 @@ def _prepare(batch, key, *, color_jitter: float):
         mean = jnp.mean(images, axis=(1, 2, 3), keepdims=True)
         images = jnp.clip((images - mean) * gain + mean + bias, 0.0, 1.0)
     out = dict(batch, image=images, mask=batch["mask"].astype(jnp.float32))
+    out["mask_full"] = batch["mask_full"].astype(jnp.float32)
+    out["mask_amodal"] = batch["mask_amodal"].astype(jnp.float32)
     out["mask_valid"] = batch["mask_valid"].astype(jnp.float32)
     out["keypoint_valid"] = batch["keypoint_valid"].astype(jnp.float32)
     return out
@@ -362,8 +409,7 @@ def train_step(
     params = optax.apply_updates(state.params, _mask_frozen(updates, stage))
     ema = state.skeleton_ema
     if "kp3d_last" in terms:
-        d = settings.skeleton_ema
-        ema = jnp.where(state.step == 0, terms["kp3d_last"], d * ema + (1 - d) * terms["kp3d_last"])
+        ema = losses.running_skeleton_loss(ema, terms["kp3d_last"], decay=settings.skeleton_ema)
     new_state = TrainState(
         step=state.step + 1,
         params=params,

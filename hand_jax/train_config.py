@@ -11,7 +11,7 @@ _CHOICES = {
     ("model", "depth"): (10, 18, 34, 50),
     ("model", "dtype"): ("float32", "bfloat16"),
     ("model", "rot_repr"): ("quat", "6d"),
-    ("loss", "silhouette_gate"): ("always", "never", "threshold", "step"),
+    ("loss", "silhouette_gate"): ("always", "never", "threshold", "step", "threshold_or_step"),
     ("optim", "schedule"): ("cosine", "constant"),
 }
 

@@ -133,9 +133,8 @@ def make_constants(config, *, mano_path=None) -> tr.Constants:
     mean = jax.jit(params.default_params, static_argnames=("rotation", "fill"))(
         hand_model, rotation=rotation, fill=config.model.init_fill
     )  # jit: one compile instead of a hundred eager ones
-    h_init = jnp.concatenate([mean.global_rot, mean.pose, mean.betas[:num_betas], mean.cam]).astype(
-        jnp.float32
-    )
+    mean = mean._replace(betas=mean.betas[:num_betas])
+    h_init = dhpe.from_hand_params(mean).astype(jnp.float32)
     return tr.Constants(hand_model, h_init, jnp.asarray(hand_model.hands_mean, jnp.float32))
 
 
@@ -144,20 +143,29 @@ def _model(config):
     return dhpe.make_model(
         depth=m.depth, width=m.width, head_width=m.head_width, threshold=m.threshold,
         num_iterations=m.num_iterations, hidden=m.hidden, conv_width=m.conv_width, dtype=m.dtype,
+        rot_repr=m.rot_repr,
     )  # fmt: skip
 
 
 class _Log:
     """JSON lines and a progress line, written by process 0 only."""
 
-    def __init__(self, workdir: str, num_steps: int, batch_size: int):
+    def __init__(self, workdir: str, config):
         self.path = os.path.join(workdir, "metrics.jsonl")
-        self.num_steps, self.batch_size = num_steps, batch_size
+        self.num_steps, self.batch_size = config.train.num_steps, config.train.global_batch_size
+        self.log_every, self.gate_mode = config.train.log_every, config.loss.silhouette_gate
         self.primary = jax.process_index() == 0
         self.mark = None
 
-    def start(self, step: int) -> None:
+    def start(self, step: int, wall_s: float = 0.0) -> None:
+        """Start timing at ``step``; ``wall_s``: training seconds before (a resumed run)."""
         self.mark = (time.perf_counter(), step)
+        self.origin = time.perf_counter() - wall_s
+        self.gate_open = None
+
+    def wall_s(self) -> float:
+        """Training wall seconds so far, over resumes (evaluation included)."""
+        return time.perf_counter() - self.origin
 
     def write(self, record: dict) -> None:
         if self.primary:
@@ -169,7 +177,14 @@ class _Log:
         rate = (step - then_step) / max(now - then, 1e-9)
         self.mark = (now, step)
         metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        self.write({"step": step, "stage": stage, "steps_per_sec": rate, **metrics})
+        record = {"step": step, "stage": stage, "steps_per_sec": rate, "wall_s": self.wall_s()}
+        self.write({**record, **metrics})
+        gate = bool(metrics.get("silhouette_on", 0))
+        if gate and self.gate_open is False and self.primary:
+            logging.info("silhouette loss switched on (gate %s) between steps %d and %d",
+                         self.gate_mode, step - self.log_every, step)  # fmt: skip
+            self.write({"step": step, "event": "silhouette_on"})
+        self.gate_open = gate
         if self.primary:
             eta = (self.num_steps - step) / max(rate, 1e-9)
             terms = " ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "silhouette_on")
@@ -190,10 +205,27 @@ def _evaluate(state, val_samples, consts, *, predict, config, workdir, step, log
         result = te.compute_metrics(p)
         png = os.path.join(workdir, "eval", f"step_{step:07d}.png")
         te.save_png(p, png, num=config.train.png_examples)
-        log.write({"step": step, "eval": result, "eval_seconds": time.perf_counter() - t})
+        log.write({"step": step, "wall_s": log.wall_s(), "eval": result,
+                   "eval_seconds": time.perf_counter() - t})  # fmt: skip
         logging.info("eval step %d: %s (PNG %s)", step,
                      " ".join(f"{k} {v:.4g}" for k, v in result.items()), png)  # fmt: skip
-    log.start(step)
+    log.mark = (time.perf_counter(), step)
+
+
+def _last_wall_s(path: str, step: int) -> float:
+    """The training wall seconds logged at or before ``step`` (resuming a run), else 0."""
+    if step == 0 or not os.path.exists(path):
+        return 0.0
+    wall = 0.0
+    with open(path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill
+            if record.get("step", 0) <= step and "wall_s" in record:
+                wall = max(wall, float(record["wall_s"]))
+    return wall
 
 
 def _load_samples(config, data_dir, split, *, cropped: bool, count: int = 0):
@@ -228,13 +260,18 @@ def programs_for(config, *, num_betas: int, h_dim: int) -> Programs:
       num_betas: S, resolved against the hand model.
       h_dim: D, the length of the flat h.
     """
-    horizon = config.train.num_steps if config.optim.schedule == "cosine" else 0
+    stages = tr.stage_lengths(config.train)
     key = {
         "model": config.model.to_dict(),
         "optim": config.optim.to_dict(),
         "loss": config.loss.to_dict(),
         "data": {"image_size": config.data.image_size},
-        "train": {"color_jitter": config.train.color_jitter, "num_steps": horizon},
+        "train": {
+            "color_jitter": config.train.color_jitter,
+            "num_steps": config.train.num_steps,
+            "e2d_steps": stages[0],
+            "e3d_steps": stages[1],
+        },
     }
     return _programs(json.dumps(key, sort_keys=True), num_betas, h_dim)
 
@@ -243,7 +280,7 @@ def programs_for(config, *, num_betas: int, h_dim: int) -> Programs:
 def _programs(config_json: str, num_betas: int, h_dim: int) -> Programs:
     config = ml_collections.ConfigDict(json.loads(config_json))
     model = _model(config)
-    optimizer = tr.make_optimizer(config.optim, num_steps=config.train.num_steps)
+    optimizer = tr.make_optimizer(config.optim, stages=tr.stage_lengths(config.train))
     settings = tr.LossSettings.from_config(config, num_betas=num_betas)
     init = functools.partial(
         tr.create_train_state, model=model, optimizer=optimizer,
@@ -353,9 +390,10 @@ def _loop(config, state, batches, consts, programs, val_samples, *, workdir, mes
     cfg, sharding = config.train, tr.batch_sharding(mesh)
     config_dict = json.loads(config.to_json())
     step_key = jax.random.fold_in(jax.random.key(config.seed), 1)
-    log = _Log(workdir, cfg.num_steps, cfg.global_batch_size)
+    log = _Log(workdir, config)
     step = int(jax.device_get(state.step))
-    log.start(step)
+    log.start(step, wall_s=_last_wall_s(log.path, step))
+    log.gate_open = bool(jax.device_get(state.silhouette_on))
     saved = False
     while step < cfg.num_steps:
         stage = stage_at(step, cfg)

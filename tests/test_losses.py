@@ -1,5 +1,7 @@
 """Losses: agreement with plain-numpy loops, invariances, finite gradients (float64 checks)."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -140,5 +142,46 @@ def test_silhouette_gate_modes_latch():
     assert not gate(off, 0.0, 9, mode="step", **kw)
     assert gate(off, 1.0, 10, mode="step", **kw)
     assert gate(off, 1.0, 0, mode="always", **kw) and not gate(on, 0.0, 99, mode="never", **kw)
+    assert not gate(off, -1.0, 0, mode="threshold", **kw)  # not measured yet: stays off
+    assert not gate(off, 0.03, 9, mode="threshold_or_step", **kw)
+    assert gate(off, 0.01, 0, mode="threshold_or_step", **kw)
+    assert gate(off, 0.03, 10, mode="threshold_or_step", **kw)  # deadline
     with pytest.raises(ValueError, match="mode='sometimes'"):
         gate(off, 0.0, 0, mode="sometimes", **kw)
+
+
+def test_silhouette_gate_opens_on_a_scripted_loss_history():
+    # A 3D loss falling linearly from 50 mm to 10 mm over 200 steps, noisy; the reference is a
+    # plain Python loop over the same EMA and threshold.
+    rng = np.random.default_rng(0)
+    history = np.linspace(0.05, 0.01, 200) + rng.normal(0, 0.004, 200)
+    decay, threshold = 0.9, 0.025
+    ref_ema, opened_ref = None, None
+    for i, x in enumerate(history):
+        ref_ema = x if ref_ema is None else decay * ref_ema + (1 - decay) * x
+        if opened_ref is None and ref_ema < threshold:
+            opened_ref = i
+    update = jax.jit(functools.partial(losses.running_skeleton_loss, decay=decay))
+    ema, on, opened = jnp.float32(-1.0), jnp.zeros((), bool), None
+    for i, x in enumerate(history):
+        ema = update(ema, jnp.float32(x))
+        on = losses.silhouette_gate(
+            on, ema, i, mode="threshold", threshold=threshold, start_step=10**9
+        )
+        if bool(on) and opened is None:
+            opened = i
+    assert opened_ref is not None and 50 < opened_ref < 190
+    assert opened == opened_ref
+    assert bool(on)  # latched to the end
+
+
+def test_visible_silhouette_loss_ignores_pixels_an_occluder_may_hide():
+    rng = np.random.default_rng(1)
+    alpha = rng.uniform(size=(6, 7)).astype(np.float32)
+    visible = (rng.uniform(size=(6, 7)) > 0.5).astype(np.float32)
+    ref = np.mean([visible[i, j] * (1 - alpha[i, j]) ** 2 for i in range(6) for j in range(7)])
+    np.testing.assert_allclose(losses.visible_silhouette_loss(alpha, visible), ref, rtol=1e-5)
+    # Rendering more outside the visible mask costs nothing; missing a visible pixel costs.
+    grown = np.where(visible > 0, alpha, 1.0)
+    assert float(losses.visible_silhouette_loss(grown, visible)) == pytest.approx(float(ref))
+    assert float(losses.silhouette_loss(grown, visible)) > float(ref)  # the two-sided one does

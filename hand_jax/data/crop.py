@@ -83,6 +83,31 @@ def crop_intrinsics(K: np.ndarray, box: Sequence[float], *, out_size: int) -> np
     return box_matrix(box, out_size=out_size) @ np.asarray(K, np.float64)
 
 
+def view_rotation(K: np.ndarray, *, image_size: int) -> np.ndarray:
+    """Return the rotation from a crop's camera frame to the camera looking through its centre.
+
+    A weak-perspective model of an off-centre crop sees the hand along the ray through the crop
+    centre, not along the optical axis: its 3D targets belong in the frame of a virtual camera
+    (same centre) whose +z is that ray. The rotation is the smallest one taking the ray to +z.
+
+    Args:
+      K: [3, 3] intrinsics of the crop (last row (0, 0, 1)).
+      image_size: crop side S, pixels; the centre is (S / 2, S / 2).
+
+    Returns:
+      [3, 3] float64 R with ``X_view = R @ X_crop_camera`` and ``R @ ray = (0, 0, |ray|)``.
+    """
+    ray = np.linalg.solve(np.asarray(K, np.float64), [image_size / 2, image_size / 2, 1.0])
+    ray = ray / np.linalg.norm(ray)
+    axis = np.cross(ray, [0.0, 0.0, 1.0])
+    sin, cos = np.linalg.norm(axis), ray[2]
+    if sin < 1e-12:
+        return np.eye(3) if cos > 0 else np.diag([1.0, -1.0, -1.0])
+    k = axis / sin
+    cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + sin * cross + (1 - cos) * cross @ cross
+
+
 def rotation_z(angle: float) -> np.ndarray:
     """Return the [3, 3] rotation by ``angle`` radians about the camera's optical (+z) axis."""
     c, s = np.cos(angle), np.sin(angle)

@@ -19,13 +19,16 @@ Batch layout (B = per-host batch size, S = image size):
 
 ==================== ================ ================================================
 ``image``            float32 [B,S,S,3] RGB in [0, 1]
-``mask``             float32 [B,S,S]   1 hand, 0 not; ``mask_valid`` bool [B]
+``mask``             float32 [B,S,S]   1 hand, 0 not (visible hand); ``mask_valid`` bool [B]
+``mask_full``        float32 [B,S,S]   amodal hand where the source has it, else ``mask``
+``mask_amodal``      bool [B]          whether ``mask_full`` is amodal
 ``keypoints_2d``     float32 [B,21,2]  crop pixels; ``keypoints_3d`` float32 [B,21,3] metres
 ``keypoint_valid``   bool [B,21]       ``keypoint_visible`` bool [B,21] (= valid if unknown)
 ``K``                float32 [B,3,3]   crop intrinsics
 ``mano_pose``        float32 [B,48]    ``mano_betas`` float32 [B,10]; ``mano_valid`` bool [B]
 ``crop_matrix``      float32 [B,3,3]   source pixels -> crop pixels
 ``camera_rotation``  float32 [B,3,3]   source camera frame -> crop camera frame
+``view_rotation``    float32 [B,3,3]   crop camera frame -> frame looking through the crop centre
 ``is_left``          bool [B]          the sample was a left hand, mirrored at load time
 ``index``            int64 [B]         position in ``samples``
 ``example_valid``    bool [B]          False for the padding of evaluation batches
@@ -99,9 +102,12 @@ def to_example(sample: dict, *, index: int, example_valid: bool = True) -> dict:
     if has_mano:
         n = min(NUM_BETAS, sample["mano_betas"].shape[0])
         betas[:n] = sample["mano_betas"][:n]
+    size = sample["image"].shape[0]
     return {
         "image": sample["image"].astype(np.float32) / 255.0,
         "mask": sample["mask"].astype(np.float32),
+        "mask_full": sample.get("mask_full", sample["mask"]).astype(np.float32),
+        "mask_amodal": np.bool_("mask_full" in sample),
         "mask_valid": np.bool_(sample["mask_valid"]),
         "keypoints_2d": sample["keypoints_2d"],
         "keypoints_3d": sample["keypoints_3d"],
@@ -113,6 +119,7 @@ def to_example(sample: dict, *, index: int, example_valid: bool = True) -> dict:
         "mano_valid": np.bool_(has_mano),
         "crop_matrix": sample["crop_matrix"],
         "camera_rotation": sample["camera_rotation"],
+        "view_rotation": crop.view_rotation(sample["K"], image_size=size).astype(np.float32),
         "is_left": np.bool_(sample["original_side"] == "left"),
         "index": np.int64(index),
         "example_valid": np.bool_(example_valid),

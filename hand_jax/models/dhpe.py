@@ -7,7 +7,12 @@ rasterizer) is not part of the Flax module: it has no weights and takes the hand
 see ``hand_jax.models.project``.
 
 The flat h vector is concat(global_rot [R], pose [45], betas [S], cam [3]); R = 4 for the
-quaternion (w, x, y, z), 6 for the 6D rotation (the first two columns of the matrix).
+quaternion (w, x, y, z), 6 for the 6D rotation (the first two columns of the matrix). The camera
+part of h is ``(log s, t_u, t_v)``: a log weak-perspective scale and a translation in normalised
+crop units (ndc), so that ``x_ndc = s * X + t`` for root-relative keypoints X in metres;
+``to_hand_params`` converts it to ``HandParams.cam = (s, t_u / s, t_v / s)``. The regressor
+steps in a normalised space ``h = h_init + H_SCALE * z`` (``h_scale``) in which one unit of every
+coordinate moves the mean hand's keypoints by a few pixels of a 64 px crop (see ``h_scale``).
 """
 
 from typing import Any
@@ -17,12 +22,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hand_jax import params as hand_params
 from hand_jax.models.heads import EvidenceHeads
 from hand_jax.models.regressor import IterativeRegressor
 from hand_jax.models.resnet import ResNet
 
 ROT_DIMS = {"quat": 4, "6d": 6}
 POSE_DIM = 45
+# Units of the regressor's steps per group of h, chosen from the Jacobian of the mean hand's
+# 2D keypoints on a 64 px crop (RMS pixels per unit of h): quaternion ~27 px, pose ~2 px,
+# betas ~1 px, log-scale ~15 px, ndc translation 32 px. Scaled, one unit moves ~1.5-3 px.
+ROT_SCALE, POSE_SCALE, BETA_SCALE, LOG_SCALE_SCALE, SHIFT_SCALE = 0.1, 1.0, 1.0, 0.1, 0.1
 
 
 def h_dim(*, rot_repr: str, num_betas: int) -> int:
@@ -44,6 +54,41 @@ def split_h(h, *, rot_repr: str, num_betas: int):
     return tuple(jnp.split(h, cuts, axis=-1))
 
 
+def h_scale(*, rot_repr: str, num_betas: int) -> np.ndarray:
+    """Return the [D] step units of h (``h = h_init + h_scale * z``, z the regressor's space)."""
+    r = ROT_DIMS[rot_repr]
+    groups = [
+        np.full(r, ROT_SCALE),
+        np.full(POSE_DIM, POSE_SCALE),
+        np.full(num_betas, BETA_SCALE),
+        [LOG_SCALE_SCALE, SHIFT_SCALE, SHIFT_SCALE],
+    ]
+    return np.concatenate(groups).astype(np.float32)
+
+
+def weak_perspective_cam(cam_h):
+    """Convert h's camera ``(log s, t_u, t_v)`` [..., 3] to ``HandParams.cam`` (s, tx, ty)."""
+    s = jnp.exp(cam_h[..., :1])
+    return jnp.concatenate([s, cam_h[..., 1:] / s], axis=-1)
+
+
+def camera_h(cam):
+    """Inverse of ``weak_perspective_cam``: (s, tx, ty) [..., 3] -> (log s, s tx, s ty)."""
+    s = cam[..., :1]
+    return jnp.concatenate([jnp.log(s), s * cam[..., 1:]], axis=-1)
+
+
+def to_hand_params(h, *, rot_repr: str, num_betas: int) -> hand_params.HandParams:
+    """Split a flat h [..., D] into ``HandParams`` (weak-perspective camera (s, tx, ty))."""
+    rot, pose, betas, cam = split_h(h, rot_repr=rot_repr, num_betas=num_betas)
+    return hand_params.HandParams(rot, pose, betas, weak_perspective_cam(cam))
+
+
+def from_hand_params(p: hand_params.HandParams):
+    """Flatten ``HandParams`` (weak-perspective camera) into h [..., D]."""
+    return jnp.concatenate([p.global_rot, p.pose, p.betas, camera_h(p.cam)], axis=-1)
+
+
 class DHPE(nn.Module):
     """fE2D (ResNet + evidence heads) followed by fE3D (iterative regressor).
 
@@ -56,6 +101,7 @@ class DHPE(nn.Module):
       hidden: fE3D MLP width.
       conv_width: fE3D context-encoder channels.
       dtype: compute dtype of the convolutions and MLPs.
+      rot_repr: "quat" or "6d", the global rotation's layout in h.
     """
 
     depth: int = 18
@@ -66,6 +112,7 @@ class DHPE(nn.Module):
     hidden: int = 512
     conv_width: int = 128
     dtype: Any = jnp.float32
+    rot_repr: str = "quat"
 
     def setup(self):
         self.backbone = ResNet(self.depth, self.width, self.dtype)
@@ -79,7 +126,7 @@ class DHPE(nn.Module):
 
         Args:
           images: [B, H, W, 3] RGB in [0, 1], H and W multiples of 32.
-          h_init: [D] initial h (``mean_h``).
+          h_init: [D] initial h (the mean hand).
           train: batch statistics in batch norm (True) or running averages (False).
           freeze_e2d: run fE2D in inference mode and stop gradients into it (the stratified
             stage "fE3D on fE2D's evidence").
@@ -97,6 +144,7 @@ class DHPE(nn.Module):
             return out
         size = jnp.asarray([images.shape[2], images.shape[1]], jnp.float32)
         kp_ndc = evidence["keypoints2d"] / size * 2.0 - 1.0
+        num_betas = h_init.shape[-1] - h_dim(rot_repr=self.rot_repr, num_betas=0)
         refined, h = self.regressor(
             evidence["features"],
             evidence["heatmaps"],
@@ -104,11 +152,14 @@ class DHPE(nn.Module):
             kp_ndc,
             evidence["confidence"],
             h_init,
+            jnp.asarray(h_scale(rot_repr=self.rot_repr, num_betas=num_betas)),
         )
         return {**out, "refined2d": refined, "h": h}
 
 
-def make_model(*, depth, width, head_width, threshold, num_iterations, hidden, conv_width, dtype):
+def make_model(
+    *, depth, width, head_width, threshold, num_iterations, hidden, conv_width, dtype, rot_repr
+):
     """Build a DHPE module from keyword hyperparameters (dtype: "float32" or "bfloat16")."""
     dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
     if dtype not in dtypes:
@@ -122,4 +173,5 @@ def make_model(*, depth, width, head_width, threshold, num_iterations, hidden, c
         hidden=hidden,
         conv_width=conv_width,
         dtype=dtypes[dtype],
+        rot_repr=rot_repr,
     )

@@ -5,11 +5,14 @@ R = 4 (quaternion w, x, y, z) or 6 (6D rotation, two matrix columns); ``hand_jax
 converts it to ``hand_jax.params.HandParams``. 2D keypoints inside the regressor are in normalised
 crop coordinates (ndc, [-1, 1] across the crop).
 
-Each of T iterations (HMR style, weights shared across iterations) runs
-  1. the 2D-pose refiner: j2d_t = j2d_{t-1} + MLP_r(e, j2d_{t-1}, confidence, h_{t-1});
-  2. the mesh regressor:  h_t   = h_{t-1}   + MLP_m(e, j2d_t, h_{t-1});
-where e is a context vector pooled from (image features, heatmaps, mask). The last layers start
-near zero so that the first estimate is the initial h (the mean hand) and fE2D's keypoints.
+The regressor steps in a normalised space: ``h = h_init + h_scale * z`` with z = 0 at the
+start, where ``h_scale`` [D] makes one unit of every coordinate move the keypoints by a
+comparable number of pixels (``hand_jax.models.dhpe.h_scale``). Each of T iterations (HMR
+style, weights shared across iterations) runs
+  1. the 2D-pose refiner: j2d_t = j2d_{t-1} + REFINE_SCALE * MLP_r(e, j2d_{t-1}, confidence, z);
+  2. the mesh regressor:  z_t   = z_{t-1}   + MLP_m(e, j2d_t, z_{t-1});
+where e is a context vector pooled from (image features, heatmaps, mask). The output layers start
+at zero, so the first estimate is exactly the initial h (the mean hand) and fE2D's keypoints.
 """
 
 from typing import Any
@@ -17,11 +20,11 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-_SMALL_INIT = nn.initializers.variance_scaling(0.01, "fan_avg", "uniform")
+REFINE_SCALE = 0.05  # ndc per unit of the 2D refiner's output (1.6 px of a 64 px crop)
 
 
 class ResidualMLP(nn.Module):
-    """Two hidden layers and a near-zero output layer: a residual update."""
+    """Two hidden layers and a zero-initialised output layer: a residual update."""
 
     hidden: int
     out: int
@@ -31,7 +34,7 @@ class ResidualMLP(nn.Module):
     def __call__(self, x):
         for i in range(2):
             x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name=f"hidden{i}")(x))
-        x = nn.Dense(self.out, kernel_init=_SMALL_INIT, dtype=self.dtype, name="out")(x)
+        x = nn.Dense(self.out, kernel_init=nn.initializers.zeros, dtype=self.dtype, name="out")(x)
         return x.astype(jnp.float32)
 
 
@@ -85,7 +88,7 @@ class IterativeRegressor(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, features, heatmaps, mask_prob, keypoints2d, confidence, h_init):
+    def __call__(self, features, heatmaps, mask_prob, keypoints2d, confidence, h_init, h_scale):
         """Run the iterations.
 
         Args:
@@ -95,6 +98,7 @@ class IterativeRegressor(nn.Module):
           keypoints2d: [B, K, 2] fE2D keypoints, ndc.
           confidence: [B, K] fE2D keypoint confidences in [0, 1].
           h_init: [D] initial hand parameters (the mean hand), shared by the batch.
+          h_scale: [D] step unit of each coordinate of h.
 
         Returns:
           keypoints2d: [T, B, K, 2] refined 2D keypoints per iteration, ndc.
@@ -108,14 +112,13 @@ class IterativeRegressor(nn.Module):
         refiner = ResidualMLP(self.hidden, k * 2, self.dtype, name="refiner")
         regressor = ResidualMLP(self.hidden, d, self.dtype, name="regressor")
         j2d = keypoints2d.astype(jnp.float32)
-        h = jnp.broadcast_to(h_init.astype(jnp.float32), (b, d))
+        z = jnp.zeros((b, d), jnp.float32)
         conf = confidence.astype(jnp.float32)
         j2ds, hs = [], []
         for _ in range(self.num_iterations):
-            j2d = j2d + refiner(
-                jnp.concatenate([context, j2d.reshape(b, -1), conf, h], -1)
-            ).reshape(b, k, 2)
-            h = h + regressor(jnp.concatenate([context, j2d.reshape(b, -1), h], -1))
+            step = refiner(jnp.concatenate([context, j2d.reshape(b, -1), conf, z], -1))
+            j2d = j2d + REFINE_SCALE * step.reshape(b, k, 2)
+            z = z + regressor(jnp.concatenate([context, j2d.reshape(b, -1), z], -1))
             j2ds.append(j2d)
-            hs.append(h)
+            hs.append(h_init.astype(jnp.float32) + h_scale * z)
         return jnp.stack(j2ds), jnp.stack(hs)

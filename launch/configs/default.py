@@ -49,9 +49,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.loss.shape_prior = 1e-2
     c.loss.rot_reg = 1e-1  # keeps the rotation parameter on its manifold
     c.loss.heatmap_sigma = 1.5  # target Gaussian std, heatmap pixels
-    c.loss.silhouette_gate = "threshold"  # always | never | threshold | step
-    c.loss.silhouette_threshold = 0.02  # metres of running 3D keypoint loss
-    c.loss.silhouette_start_step = 1000  # used by gate "step"
+    # always | never | threshold | step | threshold_or_step (hand_jax.losses.silhouette_gate)
+    c.loss.silhouette_gate = "threshold_or_step"
+    c.loss.silhouette_threshold = 0.025  # metres of running 3D keypoint loss
+    c.loss.silhouette_start_step = 30_000  # "step": first step; "threshold_or_step": deadline
     c.loss.skeleton_ema = 0.98  # decay of the running 3D keypoint loss
     c.loss.silhouette_size = 64  # render resolution of the silhouette loss, pixels
     c.loss.silhouette_sigma = 1.0  # soft-rasterizer blur, pixels at silhouette_size
@@ -59,8 +60,8 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.optim = ml_collections.ConfigDict()
     c.optim.learning_rate = 1e-3
-    c.optim.warmup_steps = 500
-    c.optim.schedule = "cosine"  # cosine | constant
+    c.optim.warmup_steps = 500  # per stratified stage (each stage has its own schedule)
+    c.optim.schedule = "cosine"  # cosine | constant, per stage
     c.optim.end_factor = 0.01  # final learning rate / peak (cosine)
     c.optim.weight_decay = 1e-4  # AdamW decoupled weight decay
     c.optim.grad_clip_norm = 1.0  # 0 disables

@@ -12,7 +12,7 @@ from hand_jax.models import dhpe, heads
 def setup():
     model = dhpe.make_model(
         depth=10, width=4, head_width=8, threshold=0.5, num_iterations=2, hidden=16, conv_width=8,
-        dtype="float32",
+        dtype="float32", rot_repr="quat",
     )  # fmt: skip
     images = jax.random.uniform(jax.random.key(0), (2, 64, 64, 3))
     h_init = jnp.zeros(dhpe.h_dim(rot_repr="quat", num_betas=5)).at[0].set(1.0)
@@ -65,9 +65,33 @@ def test_keypoints_are_the_soft_argmax_of_the_heatmaps_in_input_pixels(setup):
         kp, conf = heads.soft_argmax(out["heatmaps"][i], stride=4, threshold=0.5)
         np.testing.assert_allclose(out["keypoints2d"][i], kp, rtol=1e-5, atol=1e-4)
         np.testing.assert_allclose(out["confidence"][i], conf, rtol=1e-6)
-    # fE3D starts from fE2D's keypoints converted to ndc (the first update is small).
+    # fE3D starts exactly from fE2D's keypoints converted to ndc and from h_init (the output
+    # layers start at zero).
     ndc = np.asarray(out["keypoints2d"]) / 32.0 - 1.0
-    np.testing.assert_allclose(out["refined2d"][0], ndc, atol=0.1)
+    np.testing.assert_allclose(out["refined2d"][0], ndc, atol=1e-6)
+    np.testing.assert_allclose(out["h"][0], np.broadcast_to(h_init, out["h"][0].shape), atol=0)
+
+
+def test_camera_of_h_is_log_scale_and_ndc_shift():
+    # h's camera (log s, t) must project root-relative X to s * X + t, whatever the scale.
+    from hand_jax import camera
+
+    cam_h = jnp.array([np.log(6.0), 0.3, -0.2])
+    cam = dhpe.weak_perspective_cam(cam_h)
+    points = jnp.array([[0.01, -0.02, 0.3], [0.0, 0.0, 0.0], [-0.05, 0.04, -0.1]])
+    px = camera.project_weak_perspective(points, cam, image_size=64)
+    ndc_expected = 6.0 * np.asarray(points[:, :2]) + np.array([0.3, -0.2])
+    np.testing.assert_allclose(np.asarray(px) / 32.0 - 1.0, ndc_expected, atol=1e-5)
+    np.testing.assert_allclose(dhpe.camera_h(cam), cam_h, atol=1e-6)
+
+
+def test_h_scale_layout():
+    scale = dhpe.h_scale(rot_repr="6d", num_betas=2)
+    assert scale.shape == (dhpe.h_dim(rot_repr="6d", num_betas=2),)
+    rot, pose, betas, cam = dhpe.split_h(jnp.asarray(scale), rot_repr="6d", num_betas=2)
+    np.testing.assert_allclose(rot, dhpe.ROT_SCALE)
+    np.testing.assert_allclose(pose, dhpe.POSE_SCALE)
+    np.testing.assert_allclose(cam, [dhpe.LOG_SCALE_SCALE, dhpe.SHIFT_SCALE, dhpe.SHIFT_SCALE])
 
 
 def test_split_h_layout_and_errors():
@@ -81,4 +105,4 @@ def test_split_h_layout_and_errors():
         dhpe.h_dim(rot_repr="euler", num_betas=3)
     with pytest.raises(ValueError, match="dtype='float16'"):
         dhpe.make_model(depth=10, width=4, head_width=8, threshold=0.5, num_iterations=1, hidden=8,
-                        conv_width=8, dtype="float16")  # fmt: skip
+                        conv_width=8, dtype="float16", rot_repr="quat")  # fmt: skip

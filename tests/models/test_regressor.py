@@ -20,32 +20,40 @@ def setup():
         jax.random.uniform(keys[3], (B, K, 2), minval=-1, maxval=1),  # keypoints, ndc
         jax.random.uniform(keys[4], (B, K)),  # confidence
         jax.random.normal(keys[5], (D,)),  # h_init
+        jax.random.uniform(keys[5], (D,), minval=0.1, maxval=2.0),  # h_scale
     )
     module = regressor.IterativeRegressor(num_iterations=T, hidden=16, conv_width=8)
     params = jax.jit(module.init)(jax.random.key(1, impl="rbg"), *inputs)["params"]
-    # Scale the near-zero output layers up so that every iteration matters.
+    # The output layers start at zero: give them random weights so that every iteration matters.
     params = jax.tree_util.tree_map_with_path(
-        lambda path, x: x * 300.0 if "out" in jax.tree_util.keystr(path) else x, params
+        lambda path, x: (
+            0.5 * jax.random.normal(jax.random.key(x.size), x.shape)
+            if "out" in jax.tree_util.keystr(path)
+            else x
+        ),
+        params,
     )
     return module, params, inputs
 
 
 def test_iterations_unrolled_by_hand(setup):
     module, params, inputs = setup
-    features, heatmaps, mask, kp, conf, h0 = inputs
+    features, heatmaps, mask, kp, conf, h0, scale = inputs
     j2ds, hs = jax.jit(module.apply)({"params": params}, *inputs)
     context = regressor.ContextEncoder(8, 16).apply(
         {"params": params["context"]}, features, heatmaps, mask
     )
     refine = regressor.ResidualMLP(16, K * 2)
     mesh = regressor.ResidualMLP(16, D)
-    j2d, h = np.asarray(kp), np.broadcast_to(np.asarray(h0), (B, D))
+    j2d, z = np.asarray(kp), np.zeros((B, D), np.float32)
     for t in range(T):
-        x = jnp.concatenate([context, j2d.reshape(B, -1), conf, h], -1)
-        j2d = j2d + refine.apply({"params": params["refiner"]}, x).reshape(B, K, 2)
-        h = h + mesh.apply({"params": params["regressor"]}, jnp.concatenate(
-            [context, j2d.reshape(B, -1), h], -1
+        x = jnp.concatenate([context, j2d.reshape(B, -1), conf, z], -1)
+        step = refine.apply({"params": params["refiner"]}, x).reshape(B, K, 2)
+        j2d = j2d + regressor.REFINE_SCALE * step
+        z = z + mesh.apply({"params": params["regressor"]}, jnp.concatenate(
+            [context, j2d.reshape(B, -1), z], -1
         ))  # fmt: skip
+        h = np.asarray(h0) + np.asarray(scale) * z
         np.testing.assert_allclose(j2ds[t], j2d, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(hs[t], h, rtol=1e-4, atol=1e-5)
     assert np.max(np.abs(np.diff(np.asarray(hs), axis=0))) > 1e-3  # iterations do move h
@@ -66,7 +74,7 @@ def test_examples_are_independent(setup):
     apply = jax.jit(module.apply)
     j2ds, hs = apply({"params": params}, *inputs)
     for i in range(B):
-        one = [x[i : i + 1] for x in inputs[:5]] + [inputs[5]]
+        one = [x[i : i + 1] for x in inputs[:5]] + list(inputs[5:])
         j2d_i, h_i = apply({"params": params}, *one)
         np.testing.assert_allclose(h_i[:, 0], hs[:, i], rtol=1e-3, atol=1e-3)
         np.testing.assert_allclose(j2d_i[:, 0], j2ds[:, i], rtol=1e-3, atol=1e-3)
