@@ -15,6 +15,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from hand_jax import train as tr
+from hand_jax.data import crop
 from hand_jax.eval import metrics
 from hand_jax.models import dhpe
 
@@ -47,7 +48,7 @@ def predict(
     verts, kp3d, kp2d = jax.vmap(
         lambda x: tr.project(consts, x, settings=settings, image_size=size)
     )(h)
-    cam = dhpe.split_h(h, rot_repr=settings.rot_repr, num_betas=settings.num_betas)[3]
+    cam = dhpe.to_hand_params(h, rot_repr=settings.rot_repr, num_betas=settings.num_betas).cam
     alpha = jax.vmap(functools.partial(tr.silhouette, consts, settings=settings))(verts, cam)
     return {
         "keypoints2d": outputs["keypoints2d"],
@@ -61,12 +62,40 @@ def predict(
     }
 
 
-BATCH_FIELDS = ("image", "mask", "mask_valid", "keypoints_2d", "keypoints_3d", "keypoint_valid")
+BATCH_FIELDS = (
+    "image", "mask", "mask_full", "mask_amodal", "mask_valid", "keypoints_2d", "keypoints_3d",
+    "keypoint_valid", "keypoint_visible", "view_rotation",
+)  # fmt: skip
+
+
+def _view_rotation(sample) -> np.ndarray:
+    if "K" not in sample:  # labels made with a weak-perspective camera: already the view frame
+        return np.eye(3, dtype=np.float32)
+    size = sample["image"].shape[0]
+    return crop.view_rotation(sample["K"], image_size=size).astype(np.float32)
+
+
+def batch_fields(sample) -> dict:
+    """The ``BATCH_FIELDS`` of one cropped sample dict (schema or pipeline example).
+
+    Fields a sample lacks are derived: ``mask_full`` = ``mask`` (``mask_amodal`` False),
+    ``keypoint_visible`` = ``keypoint_valid``, ``view_rotation`` from ``K`` (the identity for
+    samples without intrinsics, whose labels come from a weak-perspective camera).
+    """
+    valid = sample["keypoint_valid"]
+    derived = {
+        "mask_full": lambda: sample.get("mask_full", sample["mask"]),
+        "mask_amodal": lambda: np.bool_("mask_full" in sample),
+        "keypoint_visible": lambda: sample.get("keypoint_visible", valid) & valid,
+        "view_rotation": lambda: _view_rotation(sample),
+    }
+    return {k: sample[k] if k in sample else derived[k]() for k in BATCH_FIELDS}
 
 
 def stack_samples(samples) -> dict:
     """Stack the batch fields of sample dicts into arrays with a leading batch axis."""
-    return {k: np.stack([s[k] for s in samples]) for k in BATCH_FIELDS}
+    fields = [batch_fields(s) for s in samples]
+    return {k: np.stack([f[k] for f in fields]) for k in BATCH_FIELDS}
 
 
 def local_rows(global_rows: int) -> slice:
@@ -110,6 +139,9 @@ def run_predictions(predict_fn, state, samples, consts, *, batch_size: int, shar
         outputs.append(jax.tree.map(np.asarray, pred))
     merged = {k: np.concatenate([o[k] for o in outputs])[:n] for k in outputs[0]}
     labels = stack_samples([samples[i] for i in range(n)])
+    # The network predicts in the view frame (see hand_jax.train): back to the crop camera's.
+    merged["kp3d_view"] = merged["kp3d"]
+    merged["kp3d"] = np.einsum("nji,nkj->nki", labels["view_rotation"], merged["kp3d_view"])
     merged.update({f"gt_{k}": v for k, v in labels.items()})
     return merged
 
