@@ -25,6 +25,10 @@ _IMAGE_SIZE = flags.DEFINE_integer("image_size", 128, "Image side, pixels.")
 _SEED = flags.DEFINE_integer("seed", 0, "Dataset seed.")
 _MANO_PATH = flags.DEFINE_string("mano_path", None, "MANO .pkl/.npz; default: embedded hand.")
 _SHARD_SIZE = flags.DEFINE_integer("shard_size", 1000, "Samples per shard file.")
+_VIEWS = flags.DEFINE_enum(
+    "views", "natural", list(synthetic_gen.VIEWS),
+    "Global rotations: photograph-like canonical views, or uniform over SO(3).",
+)  # fmt: skip
 _OCCLUDER_PROB = flags.DEFINE_float("occluder_prob", 0.5, "Probability of occluders.")
 _SHEET = flags.DEFINE_integer("contact_sheet", 32, "Samples on contact_sheet.png (0: none).")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a dataset in a non-empty out_dir.")
@@ -39,6 +43,7 @@ def main(argv):
         synthetic_gen.GeneratorConfig(),
         image_size=_IMAGE_SIZE.value,
         occluder_prob=_OCCLUDER_PROB.value,
+        views=_VIEWS.value,
     )
     splits = {"train": _NUM_TRAIN.value, "test": _NUM_TEST.value}
     if _NUM_VAL.value > 0:

@@ -25,9 +25,25 @@ fists and everything between), flexion interpolated in the ranges with noise; DI
 PIP (DIP ~ 2/3 PIP, as tendons couple them); abduction shrinks as the finger curls
 (``(1 - 0.7 curl)``), which keeps curled fingers from crossing into each other. No explicit
 collision test is made: the ranges avoid the self-intersecting extremes.
+
+Global rotations (axis-angle [3], model frame -> camera frame; model frame: fingers along -x,
+palm facing -y, thumb on +z for a right hand; camera frame OpenCV: +x right, +y down, +z
+forward):
+
+- ``uniform_rotation``: uniform over SO(3), every view of the hand.
+- ``natural_rotation``: views that photographs show. A canonical view is drawn from
+  ``NATURAL_VIEWS`` (weights: palm to the camera 0.30, back of the hand 0.25, thumb side 0.15,
+  little-finger side 0.10, egocentric 0.20; all with the fingers up in the image, the egocentric
+  one tilted by 45 .. 70 degrees so that the fingers point away from the camera and the back of
+  the hand faces it), then tilted out of the image plane about a uniformly random axis in the
+  image plane by ``max_tilt * sqrt(u)`` (default 40 degrees, about uniform over the cap of view
+  directions), then rolled in the image plane: with probability ``any_roll_prob`` (0.1) uniformly,
+  otherwise by a wrapped normal around "fingers up" with std ``roll_std`` (45 degrees). So the
+  forearm mostly points down or sideways in the image (fingers up-ish in about 85% of views).
 """
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 # MANO native joint ids of each finger's three joints (MCP/CMC, PIP/MCP, DIP/IP).
 FINGER_JOINTS = {
@@ -166,3 +182,53 @@ def uniform_rotation(rng: np.random.Generator) -> np.ndarray:
     angle = 2 * np.arctan2(np.linalg.norm(q[:3]), q[3])
     norm = np.linalg.norm(q[:3])
     return q[:3] / norm * angle if norm > 1e-12 else np.zeros(3)
+
+
+# Rotation of the "palm to the camera, fingers up, thumb to the right" view (matrix of
+# hand_jax.params.FRONTAL_QUATERNION): model -x -> camera -y, -y -> -z, +z -> +x.
+FRONTAL = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+# Canonical views: name -> (weight, rotation about the camera's vertical axis (degrees) applied
+# after FRONTAL, (lo, hi) tilt about the camera x axis (degrees, negative: fingers away)).
+NATURAL_VIEWS = {
+    "palm": (0.30, 0.0, (0.0, 0.0)),
+    "back": (0.25, 180.0, (0.0, 0.0)),
+    "thumb_side": (0.15, 90.0, (0.0, 0.0)),
+    "little_side": (0.10, -90.0, (0.0, 0.0)),
+    "egocentric": (0.20, 180.0, (-70.0, -45.0)),
+}
+
+
+def canonical_view(name: str, tilt_deg: float = 0.0) -> np.ndarray:
+    """Return the [3, 3] model -> camera rotation of a canonical view (``NATURAL_VIEWS``)."""
+    _, yaw, _ = NATURAL_VIEWS[name]
+    about_y = Rotation.from_euler("y", yaw, degrees=True)
+    about_x = Rotation.from_euler("x", tilt_deg, degrees=True)
+    return (about_x * about_y).as_matrix() @ FRONTAL
+
+
+def natural_rotation(
+    rng: np.random.Generator,
+    *,
+    max_tilt_deg: float = 40.0,
+    roll_std_deg: float = 45.0,
+    any_roll_prob: float = 0.1,
+) -> np.ndarray:
+    """Draw a global rotation from photograph-like views (module docstring); [3] axis-angle.
+
+    Draw order: view, its tilt range, the out-of-plane axis angle and size, the roll choice, the
+    roll.
+    """
+    names = list(NATURAL_VIEWS)
+    weights = np.array([NATURAL_VIEWS[n][0] for n in names])
+    name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+    lo, hi = NATURAL_VIEWS[name][2]
+    view = canonical_view(name, rng.uniform(lo, hi))
+    phi = rng.uniform(0.0, 2 * np.pi)
+    tilt = np.deg2rad(max_tilt_deg) * np.sqrt(rng.uniform())
+    out_of_plane = Rotation.from_rotvec(tilt * np.array([np.cos(phi), np.sin(phi), 0.0]))
+    if rng.uniform() < any_roll_prob:
+        roll = rng.uniform(-np.pi, np.pi)
+    else:
+        roll = rng.normal(0.0, np.deg2rad(roll_std_deg))
+    in_plane = Rotation.from_rotvec([0.0, 0.0, roll])
+    return (in_plane * out_of_plane * Rotation.from_matrix(view)).as_rotvec()

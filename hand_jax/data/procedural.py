@@ -1,12 +1,18 @@
-"""Procedural backgrounds, shapes and occluders for synthetic images (host-side numpy).
+"""Procedural appearance for synthetic images (host-side numpy): skin, backgrounds, occluders,
+forearms and camera degradations (blur, JPEG).
 
-Images are float32 [S, S, 3] RGB in [0, 1]; masks are bool [S, S]; shapes are rasterised at
-pixel centres (i + 0.5). Every function draws from the ``numpy.random.Generator`` it is given,
-so a sample's appearance is a pure function of its generator's seed.
+Images are float32 [S, S, 3] RGB in [0, 1] (``jpeg_roundtrip``: uint8); masks are bool [S, S];
+shapes are rasterised at pixel centres (i + 0.5). Every function draws from the
+``numpy.random.Generator`` it is given, so a sample's appearance is a pure function of its
+generator's seed. A feature switched off (probability or amplitude 0) draws nothing.
 """
+
+import io
 
 import numpy as np
 from matplotlib.path import Path
+from PIL import Image
+from scipy import ndimage
 
 SKIN_TONES = np.array(
     [
@@ -20,6 +26,22 @@ SKIN_TONES = np.array(
     ],
     np.float32,
 )  # light to dark, linear-ish RGB in [0, 1]
+# A wider, denser range (very fair pinkish .. very dark), interpolated continuously.
+WIDE_SKIN_TONES = np.array(
+    [
+        [0.98, 0.86, 0.78],
+        [0.96, 0.78, 0.70],
+        [0.93, 0.75, 0.60],
+        [0.87, 0.68, 0.52],
+        [0.80, 0.60, 0.45],
+        [0.72, 0.52, 0.36],
+        [0.62, 0.43, 0.29],
+        [0.50, 0.33, 0.22],
+        [0.38, 0.25, 0.16],
+        [0.26, 0.17, 0.11],
+    ],
+    np.float32,
+)
 
 
 def pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -116,10 +138,39 @@ def fill(rng: np.random.Generator, size: int) -> np.ndarray:
     return noise_texture(rng, size, octaves=2)
 
 
-def background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A random background: gradient, noise, or either with random shapes on top, [S, S, 3]."""
+def pink_noise_texture(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A 1/f^a noise texture (natural-image spectrum, a in [1.0, 1.8]) in random colours, [S, S, 3].
+
+    A luminance field maps between two random colours; a second, weaker field shifts the hue.
+    """
+    exponent = rng.uniform(1.0, 1.8)
+    fy, fx = np.fft.fftfreq(size)[:, None], np.fft.rfftfreq(size)[None]
+    freq = np.sqrt(fx**2 + fy**2)
+    amp = np.where(freq > 0, np.maximum(freq, 1e-6) ** -exponent, 0.0)
+    spec = rng.normal(size=(2, size, size // 2 + 1)) + 1j * rng.normal(
+        size=(2, size, size // 2 + 1)
+    )
+    fields = np.fft.irfft2(spec * amp, s=(size, size))  # [2, S, S]
+    fields = (fields - fields.mean(axis=(1, 2), keepdims=True)) / (
+        fields.std(axis=(1, 2), keepdims=True) + 1e-9
+    )
+    t = np.clip(0.5 + rng.uniform(0.12, 0.3) * fields[0], 0, 1)[..., None]
+    a, b, c = random_colour(rng), random_colour(rng), random_colour(rng)
+    image = a * (1 - t) + b * t + 0.08 * fields[1][..., None] * (c - c.mean())
+    return np.clip(image, 0, 1).astype(np.float32)
+
+
+def background(rng: np.random.Generator, size: int, *, pink_prob: float = 0.0) -> np.ndarray:
+    """A random background, [S, S, 3]: gradient, noise, or either with random shapes on top.
+
+    With probability ``pink_prob`` the base (under the shapes) is a 1/f noise texture mixed with a
+    gradient (70/30) instead.
+    """
     kind = rng.integers(0, 4)
-    image = gradient(rng, size) if kind in (0, 2) else noise_texture(rng, size)
+    if pink_prob > 0 and rng.uniform() < pink_prob:
+        image = 0.7 * pink_noise_texture(rng, size) + 0.3 * gradient(rng, size)
+    else:
+        image = gradient(rng, size) if kind in (0, 2) else noise_texture(rng, size)
     if kind >= 2:
         for _ in range(int(rng.integers(2, 9))):
             centre = rng.uniform(0, size, 2)
@@ -173,21 +224,100 @@ def occluders(
     return mask, colours
 
 
-def skin_colours(rng: np.random.Generator, verts: np.ndarray, *, vertex_noise: float) -> np.ndarray:
+def skin_colours(
+    rng: np.random.Generator,
+    verts: np.ndarray,
+    *,
+    vertex_noise: float,
+    wide_tones: bool = False,
+    texture: float = 0.0,
+) -> np.ndarray:
     """Per-vertex skin colours: a tone, a smooth variation over the hand, per-vertex noise.
 
     Args:
       rng: random generator.
       verts: [V, 3] rest or posed vertices, metres (for the smooth variation).
       vertex_noise: standard deviation of the per-vertex colour noise.
+      wide_tones: draw the tone continuously along ``WIDE_SKIN_TONES`` (else one of
+        ``SKIN_TONES``).
+      texture: amplitude of a low-frequency mottling (three random 3D plane waves, wavelengths
+        2 .. 8 cm, slightly redder where brighter); 0: none.
 
     Returns:
       [V, 3] float32 RGB in [0, 1].
     """
-    k = rng.integers(0, len(SKIN_TONES))
-    tone = SKIN_TONES[k] * rng.uniform(0.85, 1.12) + rng.normal(0, 0.03, 3)
+    if wide_tones:
+        x = rng.uniform(0, len(WIDE_SKIN_TONES) - 1)
+        k = min(int(x), len(WIDE_SKIN_TONES) - 2)
+        base = WIDE_SKIN_TONES[k] + (x - k) * (WIDE_SKIN_TONES[k + 1] - WIDE_SKIN_TONES[k])
+    else:
+        base = SKIN_TONES[rng.integers(0, len(SKIN_TONES))]
+    tone = base * rng.uniform(0.85, 1.12) + rng.normal(0, 0.03, 3)
     centred = verts - verts.mean(axis=0)
     ramp = centred @ rng.normal(0, 1.0, 3) / max(float(np.abs(centred).max()), 1e-6)
     colours = tone[None] * (1.0 + 0.08 * ramp[:, None])
+    if texture > 0:
+        waves = rng.normal(size=(3, 3))
+        waves *= (2 * np.pi / rng.uniform(0.02, 0.08, 3) / np.linalg.norm(waves, axis=1))[:, None]
+        mottle = np.sin(centred @ waves.T + rng.uniform(0, 2 * np.pi, 3)).mean(axis=1)
+        colours = colours * (1.0 + texture * mottle[:, None] * np.array([1.0, 0.7, 0.6]))
     colours = colours + rng.normal(0, vertex_noise, colours.shape)
     return np.clip(colours, 0, 1).astype(np.float32)
+
+
+def light_tint(rng: np.random.Generator, strength: float) -> np.ndarray:
+    """A light colour [3] near white: warm/cool (``strength`` * U(-1, 1)) plus a weaker
+    green/magenta shift, scaled to unit mean."""
+    warm = strength * rng.uniform(-1.0, 1.0)
+    green = 0.3 * strength * rng.uniform(-1.0, 1.0)
+    tint = np.array([1.0 + warm, 1.0 + green, 1.0 - warm])
+    return (tint / tint.mean()).astype(np.float32)
+
+
+def tapered_band(
+    size: int, centres: np.ndarray, radii: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rasterise a band along a polyline whose radius varies linearly along each segment.
+
+    Args:
+      size: image side S.
+      centres: [N, 2] polyline points, pixels (N >= 2).
+      radii: [N] band radius at each point, pixels.
+      lengths: [N] a quantity interpolated along the band (e.g. metres from its start).
+
+    Returns:
+      coverage [S, S] float32 in [0, 1] (one-pixel antialiased edge), along [S, S] (``lengths``
+      at the nearest point of the axis), across [S, S] in [-1, 1] (signed distance from the
+      axis over the local radius; positive to the right of the direction of travel, +y down).
+    """
+    u, v = pixel_grid(size)
+    q = np.stack([u, v], axis=-1)[None]  # [1, S, S, 2]
+    p0, p1 = centres[:-1, None, None], centres[1:, None, None]  # [N-1, 1, 1, 2]
+    d = p1 - p0
+    t = np.clip(((q - p0) * d).sum(-1) / np.maximum((d * d).sum(-1), 1e-9), 0, 1)  # [N-1, S, S]
+    offset = q - (p0 + t[..., None] * d)
+    dist = np.linalg.norm(offset, axis=-1)
+    r = radii[:-1, None, None] + t * (radii[1:] - radii[:-1])[:, None, None]
+    best = np.argmin(dist - r, axis=0)[None]  # the segment the pixel is most inside
+    take = lambda x: np.take_along_axis(x, best, axis=0)[0]  # noqa: E731
+    dist_b, r_b, t_b = take(dist), take(r), take(t)
+    side = np.sign(take(d[..., 0] * offset[..., 1] - d[..., 1] * offset[..., 0]))
+    coverage = np.clip(r_b - dist_b + 0.5, 0, 1).astype(np.float32)
+    along = np.take(lengths, best[0]) + t_b * (
+        np.take(lengths, best[0] + 1) - np.take(lengths, best[0])
+    )
+    across = np.clip(side * dist_b / np.maximum(r_b, 1e-6), -1, 1)
+    return coverage, along.astype(np.float32), across.astype(np.float32)
+
+
+def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Blur [S, S, 3] with an isotropic Gaussian of std ``sigma`` pixels (edges reflected)."""
+    return ndimage.gaussian_filter(image, sigma=(sigma, sigma, 0), mode="reflect")
+
+
+def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
+    """Encode a uint8 [S, S, 3] image as JPEG at ``quality`` (1 .. 95) and decode it back."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format="JPEG", quality=int(quality))
+    buffer.seek(0)
+    return np.asarray(Image.open(buffer).convert("RGB"))

@@ -5,15 +5,34 @@ For sample ``index`` of ``split`` every random draw comes from
 jitted MANO and render calls always run on fixed-size chunks; so a sample is the same whatever
 the shard size, the chunking or the process that makes it.
 
+Frames: model frame fingers along -x, palm facing -y, thumb on +z (right hand); camera frame
+OpenCV (+x right, +y down, +z forward), metres; images S x S pixels.
+
 A sample: articulation from ``pose_prior`` (anatomical per-joint ranges), betas ~ N(0,
-``betas_std``) clipped, a global rotation uniform over SO(3) (every view of the hand), a
-pinhole camera with a random field of view whose distance makes the hand span a random
-fraction of the image, the hand's centre offset from the image centre; a skin tone with a
-smooth variation and per-vertex noise, Lambertian shading under a random directional light
-(from the camera's side) plus a random ambient level; a procedural background (gradients,
-noise, random shapes) and, with probability ``occluder_prob``, shapes occluding part of the
-hand. Labels are exact: ``keypoints_2d`` is the projection of ``keypoints_3d`` with ``K``;
-``mask_full`` is the rendered hand, ``mask`` the hand minus the occluders.
+``betas_std``) clipped, a global rotation (``views``): ``"natural"`` (default) draws
+photograph-like views from ``pose_prior.natural_rotation``: a mixture of canonical views (palm
+to the camera 0.30, back 0.25, thumb side 0.15, little-finger side 0.10, egocentric 0.20 -
+looking along the forearm at the back of the hand, fingers away and up in the image), each
+tilted out of the image plane by up to ``view_tilt_deg`` (40) and rolled in the image plane by a
+wrapped normal around "fingers up" (std ``view_roll_std_deg`` = 45) or, with probability
+``view_any_roll_prob`` (0.1), uniformly; so the forearm mostly points down or sideways.
+``"uniform"`` draws uniformly over SO(3) (every view, as generator 1.0).
+
+Then a pinhole camera with a random field of view whose distance makes the hand span a random
+fraction of the image, the hand's centre offset from the image centre; a skin tone (continuous
+over a wide range) with a smooth variation, a low-frequency mottling and per-vertex noise;
+Lambertian shading under a random directional light (from the camera's side) of a slightly
+warm or cool colour plus a random ambient level; a procedural background (gradients, noise,
+1/f noise, random shapes); with probability ``forearm_prob`` a forearm, a tapered band from the
+wrist along the projected 3D forearm direction (wrist minus middle-finger MCP), of elliptic
+cross-section, shaded, in skin or (``sleeve_prob``) with a sleeve from a random cuff on,
+composited behind the hand; with probability ``occluder_prob`` shapes occluding part of the
+hand; a Gaussian blur (``blur_prob``), pixel noise, and a JPEG round trip (``jpeg_prob``).
+Labels are exact: ``keypoints_2d`` is the projection of ``keypoints_3d`` with ``K``;
+``mask_full`` is the rendered hand (not the forearm), ``mask`` the hand minus the occluders.
+
+Generator 1.0 is reproduced draw for draw by ``views="uniform"`` with the appearance options
+off (``legacy_config``).
 """
 
 import dataclasses
@@ -35,7 +54,7 @@ from hand_jax.data import files, pose_prior, procedural, schema, synthetic
 from hand_jax.data.contact_sheet import save_contact_sheet
 from hand_jax.render.hard import render_hard, vertex_normals
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "2.0"
 SPLIT_CODES = {"train": 0, "test": 1, "val": 2}
 NEAR = 0.05  # metres: the closest any vertex may come to the camera
 CONTACT_SHEET = "contact_sheet.png"
@@ -47,6 +66,13 @@ class GeneratorConfig:
 
     Attributes:
       image_size: output side S, pixels.
+      views: global rotations: ``"natural"`` (photograph-like mixture of canonical views, see
+        the module docstring) or ``"uniform"`` (uniform over SO(3)).
+      view_tilt_deg: natural views: max out-of-plane tilt from the canonical view, degrees
+        (``tilt * sqrt(u)``, about uniform over the cap of view directions).
+      view_roll_std_deg: natural views: std of the wrapped-normal in-plane roll around
+        "fingers up", degrees.
+      view_any_roll_prob: natural views: probability of a uniform in-plane roll instead.
       fov_deg: (lo, hi) horizontal field of view, degrees.
       fill: (lo, hi) fraction of the image side spanned by the hand's larger x/y extent.
       max_offset: max |offset| of the hand's centre from the image centre, fraction of S.
@@ -54,6 +80,18 @@ class GeneratorConfig:
       independent_prob: pose prior: probability of independent finger curls.
       ambient: (lo, hi) ambient light level; the directional light gets 1 - ambient.
       vertex_noise: per-vertex skin colour noise (std, RGB in [0, 1]).
+      wide_skin: draw skin tones continuously over ``procedural.WIDE_SKIN_TONES`` (very fair to
+        very dark); False: the 7 tones of generator 1.0.
+      skin_texture: amplitude of a smooth low-frequency skin mottling (0: none).
+      light_tint: strength of the light's warm/cool colour (0: white light); applies to the
+        hand and forearm.
+      pink_background_prob: probability that the background base is 1/f noise (natural-image
+        spectrum) mixed with a gradient instead of a gradient or value noise.
+      forearm_prob: probability of a forearm (never in the masks).
+      sleeve_prob: probability that a forearm wears a sleeve from a cuff 3 .. 20 cm from the
+        wrist.
+      blur_prob: probability of a Gaussian blur of std ``blur_sigma`` (lo, hi) pixels.
+      jpeg_prob: probability of a JPEG round trip at a quality in ``jpeg_quality`` (lo, hi).
       pixel_noise: max std of the additive image noise.
       occluder_prob: probability that a sample has occluders.
       max_occluders: most occluding shapes per sample.
@@ -64,6 +102,10 @@ class GeneratorConfig:
     """
 
     image_size: int = 128
+    views: str = "natural"
+    view_tilt_deg: float = 40.0
+    view_roll_std_deg: float = 45.0
+    view_any_roll_prob: float = 0.1
     fov_deg: tuple[float, float] = (35.0, 65.0)
     fill: tuple[float, float] = (0.45, 0.85)
     max_offset: float = 0.12
@@ -72,12 +114,39 @@ class GeneratorConfig:
     independent_prob: float = 0.3
     ambient: tuple[float, float] = (0.3, 0.65)
     vertex_noise: float = 0.035
+    wide_skin: bool = True
+    skin_texture: float = 0.06
+    light_tint: float = 0.12
+    pink_background_prob: float = 0.5
+    forearm_prob: float = 0.85
+    sleeve_prob: float = 0.5
+    blur_prob: float = 0.3
+    blur_sigma: tuple[float, float] = (0.3, 1.1)
+    jpeg_prob: float = 0.4
+    jpeg_quality: tuple[int, int] = (50, 95)
     pixel_noise: float = 0.02
     occluder_prob: float = 0.5
     max_occluders: int = 2
     visibility_tolerance: float = 0.025
     supersample: int = 2
     chunk: int = 8
+
+    def __post_init__(self):
+        if self.views not in VIEWS:
+            raise ValueError(f"GeneratorConfig: unknown views={self.views!r}; expected {VIEWS}")
+
+
+VIEWS = ("natural", "uniform")
+# The options that, switched off, reproduce generator 1.0's draws.
+LEGACY = dict(
+    views="uniform", wide_skin=False, skin_texture=0.0, light_tint=0.0,
+    pink_background_prob=0.0, forearm_prob=0.0, blur_prob=0.0, jpeg_prob=0.0,
+)  # fmt: skip
+
+
+def legacy_config(**overrides) -> "GeneratorConfig":
+    """A config whose samples are generator 1.0's (same draws, same order)."""
+    return GeneratorConfig(**{**LEGACY, **overrides})
 
 
 @dataclasses.dataclass
@@ -92,11 +161,22 @@ class _Draw:
     offset: np.ndarray  # [2] pixels
     light: np.ndarray  # [3] unit, towards the light, camera frame
     ambient: float
+    tint: np.ndarray | None = None  # [3] light colour
+
+
+def global_rotation(rng: np.random.Generator, cfg: GeneratorConfig) -> np.ndarray:
+    """Draw the [3] axis-angle global rotation of ``cfg.views``."""
+    if cfg.views == "uniform":
+        return pose_prior.uniform_rotation(rng)
+    return pose_prior.natural_rotation(
+        rng, max_tilt_deg=cfg.view_tilt_deg, roll_std_deg=cfg.view_roll_std_deg,
+        any_roll_prob=cfg.view_any_roll_prob,
+    )  # fmt: skip
 
 
 def _draw(rng: np.random.Generator, axes, num_betas: int, cfg: GeneratorConfig) -> _Draw:
     articulation = pose_prior.sample_pose(rng, axes, independent_prob=cfg.independent_prob)
-    pose = np.concatenate([pose_prior.uniform_rotation(rng), articulation])
+    pose = np.concatenate([global_rotation(rng, cfg), articulation])
     betas = np.clip(rng.normal(0, cfg.betas_std, num_betas), -cfg.betas_clip, cfg.betas_clip)
     fov = np.deg2rad(rng.uniform(*cfg.fov_deg))
     fill = rng.uniform(*cfg.fill)
@@ -105,7 +185,10 @@ def _draw(rng: np.random.Generator, axes, num_betas: int, cfg: GeneratorConfig) 
     light[2] = -abs(light[2]) - 0.5  # from the camera's side (camera looks along +z)
     light /= np.linalg.norm(light)
     ambient = rng.uniform(*cfg.ambient)
-    return _Draw(rng, pose, betas, fov, fill, offset, light, ambient)
+    tint = np.ones(3, np.float32)
+    if cfg.light_tint > 0:
+        tint = procedural.light_tint(rng, cfg.light_tint)
+    return _Draw(rng, pose, betas, fov, fill, offset, light, ambient, tint)
 
 
 def place_camera(verts: np.ndarray, d: _Draw, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -127,6 +210,71 @@ def place_camera(verts: np.ndarray, d: _Draw, size: int) -> tuple[np.ndarray, np
     z = max(f * extent / (d.fill * size), NEAR - (lo[2] - centre[2]))
     transl = np.array([d.offset[0] * z / f, d.offset[1] * z / f, z]) - centre
     return K, transl
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+FOREARM_LENGTH = 0.35  # metres drawn from the wrist (mostly beyond the image)
+FOREARM_POINTS = 9  # polyline points (the radius in pixels varies with depth)
+
+
+def draw_forearm(rng, image, kp3d, K, d: _Draw, skin, cfg: GeneratorConfig) -> np.ndarray:
+    """Draw a forearm (and maybe a sleeve) over ``image`` [S, S, 3]; returns the new image.
+
+    The forearm's axis runs from the wrist keypoint along ``kp3d[0] - kp3d[9]`` (wrist minus
+    middle-finger MCP, camera frame, metres), clipped at depth ``NEAR``. Its cross-section is an
+    ellipse (half-width 0.42 x the palm's width across the palm, 0.7 of that through it, growing
+    by 10 .. 50 % towards the elbow); the apparent radius is the ellipse's silhouette seen from
+    the camera, projected at each point's depth. Shading: the light of ``d`` on a cylinder
+    normal that turns from the camera at the axis to sideways at the edge.
+
+    Draw order: radius scale, taper, skin factor, sleeve choice, [cuff distance, sleeve fill].
+    """
+    size = image.shape[0]
+    wrist = kp3d[0]
+    axis = _unit(kp3d[0] - kp3d[9])
+    across_palm = kp3d[5] - kp3d[17]
+    across_palm = _unit(across_palm - np.dot(across_palm, axis) * axis)
+    through_palm = np.cross(axis, across_palm)
+    half_a = 0.42 * np.linalg.norm(kp3d[5] - kp3d[17]) * rng.uniform(0.9, 1.15)
+    half_b = 0.7 * half_a
+    taper = rng.uniform(0.1, 0.5)
+    view = _unit(wrist)
+    view_perp = view - np.dot(view, axis) * axis
+    vp = np.linalg.norm(view_perp)
+    half = np.hypot(half_a * np.dot(view, through_palm), half_b * np.dot(view, across_palm))
+    half = half / vp if vp > 0.2 else max(half_a, half_b)
+    length = FOREARM_LENGTH
+    if axis[2] < 0:  # towards the camera: stop at the near plane
+        length = min(length, max((wrist[2] - NEAR) / -axis[2], 1e-3))
+    s = np.linspace(0.0, length, FOREARM_POINTS)
+    points = wrist + s[:, None] * axis
+    uvw = points @ K.T
+    centres = uvw[:, :2] / uvw[:, 2:]
+    radii_m = half * (1.0 + taper * s / FOREARM_LENGTH)
+    radii = radii_m * K[0, 0] / points[:, 2]
+    cover, along, across = procedural.tapered_band(size, centres, radii, s)
+    # Surface normal: towards the camera on the axis, sideways (in 3D) at the edge.
+    side = _unit(np.cross(view, axis))
+    step = (points[1] + 1e-3 * side) @ K.T
+    travel = centres[1] - centres[0]
+    towards = step[:2] / step[2] - centres[1]
+    if travel[0] * towards[1] - travel[1] * towards[0] < 0:
+        side = -side
+    normal = across[..., None] * side + np.sqrt(1 - across**2)[..., None] * -view
+    shade = d.ambient + (1 - d.ambient) * np.maximum(normal @ d.light, 0.0)
+    colour = np.clip(skin * rng.uniform(0.9, 1.05), 0, 1) * d.tint
+    arm = colour * shade[..., None]
+    if rng.uniform() < cfg.sleeve_prob:
+        cuff = rng.uniform(0.03, 0.2)
+        sleeve = procedural.fill(rng, size) * d.tint
+        sleeve_cover, sleeve_along, _ = procedural.tapered_band(size, centres, radii * 1.2, s)
+        sleeve_cover = sleeve_cover * (sleeve_along >= cuff)
+        arm = np.where(sleeve_cover[..., None] > 0, sleeve * (0.55 + 0.45 * shade[..., None]), arm)
+        cover = np.maximum(cover, sleeve_cover)
+    return image * (1 - cover[..., None]) + arm * cover[..., None]
 
 
 # Module-level jitted batch functions: compiled once per shape, shared by every Generator.
@@ -175,10 +323,12 @@ class Generator:
         )
         verts, keypoints = np.asarray(posed.verts), np.asarray(posed.keypoints)
         cams = [place_camera(v, d, cfg.image_size) for v, d in zip(verts, draws, strict=True)]
-        colours = [
-            procedural.skin_colours(d.rng, v, vertex_noise=cfg.vertex_noise)
+        skins = [
+            procedural.skin_colours(d.rng, v, vertex_noise=cfg.vertex_noise,
+                                    wide_tones=cfg.wide_skin, texture=cfg.skin_texture)
             for v, d in zip(verts, draws, strict=True)
-        ]
+        ]  # fmt: skip
+        colours = [c * d.tint for c, d in zip(skins, draws, strict=True)]
         rgb, mask, depth = (np.asarray(x) for x in _render_batch(
             jnp.asarray(verts + np.stack([t for _, t in cams])[:, None], jnp.float32),
             jnp.asarray(self.faces),
@@ -191,28 +341,38 @@ class Generator:
         ))  # fmt: skip
         return [
             self._finish(
-                split, indices[k], draws[k], cams[k], keypoints[k], rgb[k], mask[k], depth[k]
+                split, indices[k], draws[k], cams[k], keypoints[k], rgb[k], mask[k], depth[k],
+                skin=skins[k].mean(axis=0),
             )
             for k in range(n)
-        ]
+        ]  # fmt: skip
 
-    def _finish(self, split, index, d: _Draw, cam, keypoints, rgb, alpha, depth) -> dict:
+    def _finish(self, split, index, d: _Draw, cam, keypoints, rgb, alpha, depth, *, skin) -> dict:
         cfg, size = self.config, self.config.image_size
         K, transl = cam
         rng = d.rng
         full = alpha >= 0.5
-        # rgb is composited over black: add the background where the hand does not cover.
-        image = rgb + (1.0 - alpha[..., None]) * procedural.background(rng, size)
+        kp3d = (keypoints.astype(np.float64) + transl).astype(np.float32)
+        under = procedural.background(rng, size, pink_prob=cfg.pink_background_prob)
+        if cfg.forearm_prob > 0 and rng.uniform() < cfg.forearm_prob:
+            under = draw_forearm(rng, under, kp3d.astype(np.float64), K, d, skin, cfg)
+        # rgb is composited over black: what lies behind shows where the hand does not cover.
+        image = rgb + (1.0 - alpha[..., None]) * under
         occluded = np.zeros_like(full)
         if rng.uniform() < cfg.occluder_prob:
             occluded, colours = procedural.occluders(rng, full, max_count=cfg.max_occluders)
             image = np.where(occluded[..., None], colours, image)
+        if cfg.blur_prob > 0 and rng.uniform() < cfg.blur_prob:
+            image = procedural.gaussian_blur(image, rng.uniform(*cfg.blur_sigma))
         image = image + rng.normal(0, rng.uniform(0, cfg.pixel_noise), image.shape)
-        kp3d = (keypoints.astype(np.float64) + transl).astype(np.float32)
+        image = np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
+        if cfg.jpeg_prob > 0 and rng.uniform() < cfg.jpeg_prob:
+            lo, hi = cfg.jpeg_quality
+            image = procedural.jpeg_roundtrip(image, int(rng.integers(lo, hi + 1)))
         kp2d = files.project(kp3d.astype(np.float64), K.astype(np.float32).astype(np.float64))
         return schema.make_sample(
             id=f"synthetic/{split}/{index:07d}",
-            image=np.clip(np.rint(image * 255), 0, 255),
+            image=image,
             mask=full & ~occluded,
             mask_full=full,
             keypoints_2d=kp2d,
