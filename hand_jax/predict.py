@@ -1,11 +1,15 @@
 """Run a trained model from its checkpoint over samples or a dataset split.
 
 A training run directory (``launch.train --workdir``) holds ``config.json`` (the resolved config)
-and ``checkpoints/<step>/``. ``predict_split`` rebuilds the model from that config, restores the
-newest (or the given) step's parameters, crops the split as training did, and returns the
-predictions that ``hand_jax.eval.evaluate`` scores: ``keypoints_3d`` [N, 21, 3] metres,
-root-relative in the camera-aligned frame of the crop (weak perspective has no absolute depth;
-the evaluation protocols align the root and scale), in the canonical keypoint order.
+and ``checkpoints/<step>/``; an exported model directory (``hand_jax.model_store``) holds
+``config.json`` and ``params.npz``. Without a path, the shipped model
+(``model_store.SHIPPED_MODEL``, trained on the embedded synthetic data) is used.
+``predict_split`` rebuilds the model from that config, restores the newest (or the given)
+step's parameters, crops the split as training did, and returns the predictions that
+``hand_jax.eval.evaluate`` scores: ``keypoints_3d`` [N, 21, 3] metres, root-relative in the
+camera frame of the crop (the network predicts in the frame looking through the crop centre;
+the predictions are rotated back, see ``hand_jax.train``; weak perspective has no absolute depth,
+so the evaluation protocols align the root and scale), in the canonical keypoint order.
 """
 
 import json
@@ -15,7 +19,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from hand_jax import checkpoint, data, train_eval, train_loop
+from hand_jax import checkpoint, data, model_store, train_eval, train_loop
 from hand_jax import train as tr
 
 
@@ -41,31 +45,39 @@ def load_run_config(run_dir: str) -> ml_collections.ConfigDict:
         return ml_collections.ConfigDict(json.load(f))
 
 
-def restore(path: str, *, mano_path=None):
-    """Rebuild the model of a run and restore its parameters.
+def restore(path: str | None = None, *, mano_path=None):
+    """Rebuild the model of a run (or an exported model) and restore its parameters.
 
     Args:
-      path: a run directory, its ``checkpoints`` directory or one step directory.
+      path: a run directory, its ``checkpoints`` directory, one step directory, or an exported
+        model directory; None: the shipped model.
       mano_path: the hand model the run used (None = the embedded default hand).
 
     Returns:
       (config, state, consts, programs, mesh).
     """
+    path = model_store.SHIPPED_MODEL if path is None else path
     run_dir = find_run_dir(path)
     config = load_run_config(run_dir)
     mesh, consts, programs = train_loop.build(config, mano_path=mano_path)
-    step_path = path if os.path.abspath(path) != run_dir else os.path.join(run_dir, "checkpoints")
-    restored = checkpoint.restore_params(step_path, programs.abstract)
+    if model_store.is_model_dir(run_dir):
+        abstract = {k: getattr(programs.abstract, k) for k in ("params", "batch_stats")}
+        restored = model_store.load_params(os.path.join(run_dir, model_store.PARAMS_FILE), abstract)
+    else:
+        step_path = (
+            path if os.path.abspath(path) != run_dir else os.path.join(run_dir, "checkpoints")
+        )
+        restored = checkpoint.restore_params(step_path, programs.abstract)
     state = programs.init(train_loop.init_key(config.seed), h_init=consts.h_init)
     state = state._replace(params=restored["params"], batch_stats=restored["batch_stats"])
     return config, state, consts, programs, mesh
 
 
-def predict_samples(path: str, samples, *, mano_path=None, batch_size: int | None = None):
+def predict_samples(path: str | None, samples, *, mano_path=None, batch_size: int | None = None):
     """Predict cropped samples with a run's model.
 
     Args:
-      path: a run directory, its ``checkpoints`` directory or one step directory.
+      path: as ``restore`` (None: the shipped model).
       samples: a sequence of sample dicts cropped to the run's ``data.image_size``.
       mano_path: the hand model the run used.
       batch_size: global batch (default: the run's training batch).
@@ -96,15 +108,45 @@ def predict_samples(path: str, samples, *, mano_path=None, batch_size: int | Non
     }
 
 
-def predict_split(path: str, *, dataset: str, data_dir: str, split: str, mano_path=None):
+def predict_split(path: str | None, *, dataset: str, data_dir: str, split: str, mano_path=None):
     """Predict one split of a dataset (cropped as the run's training crops were).
 
     Returns:
       as ``predict_samples``.
     """
+    path = model_store.SHIPPED_MODEL if path is None else path
     config = load_run_config(find_run_dir(path))
     samples = data.load_split(
         dataset, data_dir, split, crop_size=config.data.image_size,
         crop_margin=config.data.crop_margin,
     )  # fmt: skip
     return predict_samples(path, samples, mano_path=mano_path)
+
+
+def validation_metrics(path: str | None, samples, *, mano_path=None) -> dict:
+    """Score a model on cropped samples with the in-training validation metrics.
+
+    Args:
+      path: as ``restore`` (None: the shipped model).
+      samples: cropped sample dicts (the run's ``data.image_size``).
+      mano_path: the hand model the run used.
+
+    Returns:
+      ``hand_jax.train_eval.compute_metrics`` of the predictions: root-relative, Z&B and
+      Procrustes 3D errors and AUCs, 2D errors, mask and silhouette IoU.
+    """
+    config, state, consts, programs, mesh = restore(path, mano_path=mano_path)
+    batch = -(-config.train.global_batch_size // jax.device_count()) * jax.device_count()
+    out = train_eval.run_predictions(
+        programs.predict, state, samples, consts, batch_size=batch,
+        sharding=tr.batch_sharding(mesh),
+    )  # fmt: skip
+    return train_eval.compute_metrics(out)
+
+
+def export(run: str, out_dir: str, *, dtype=np.float16, mano_path=None) -> None:
+    """Export a training run's newest (or given step's) parameters as a model directory."""
+    _, state, _, _, _ = restore(run, mano_path=mano_path)
+    trees = jax.device_get({"params": state.params, "batch_stats": state.batch_stats})
+    config_path = os.path.join(find_run_dir(run), "config.json")
+    model_store.export_model(config_path, trees, out_dir, dtype=dtype)

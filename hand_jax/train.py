@@ -85,6 +85,7 @@ class LossSettings:
     """Static loss weights and options (see ``launch/configs/default.py``, section ``loss``)."""
 
     heatmap: float
+    e2d_keypoints: float
     mask: float
     kp3d: float
     kp2d: float
@@ -233,7 +234,7 @@ def silhouette(consts: Constants, verts, cam, *, settings: LossSettings):
 
 
 def _e2d_losses(outputs, batch, *, settings: LossSettings):
-    """Heatmap MSE and mask BCE per example ([B] each)."""
+    """Heatmap MSE, soft-argmax keypoint distance and mask BCE per example ([B] each)."""
     hm = outputs["heatmaps"]
     stride = batch["image"].shape[1] // hm.shape[1]
     targets = jax.vmap(
@@ -242,9 +243,15 @@ def _e2d_losses(outputs, batch, *, settings: LossSettings):
         )
     )(batch["keypoints_2d"])
     heatmap = jax.vmap(losses.heatmap_loss)(hm, targets, batch["keypoint_valid"])
+    size = batch["image"].shape[1:3]
+    # Integral regression: the soft-argmax keypoints themselves, so that the keypoints fE3D
+    # reads are trained directly (heatmap MSE alone leaves them pulled to the crop centre).
+    keypoints = jax.vmap(functools.partial(losses.keypoint2d_loss, image_size=size))(
+        outputs["keypoints2d"], batch["keypoints_2d"], batch["keypoint_valid"]
+    )
     small_mask = jax.vmap(lambda m: losses.area_downsample(m, stride))(batch["mask_full"])
     mask = jax.vmap(losses.mask_loss)(outputs["mask_logits"], small_mask)
-    return {"heatmap": heatmap, "mask": mask * batch["mask_valid"]}
+    return {"heatmap": heatmap, "e2d_keypoints": keypoints, "mask": mask * batch["mask_valid"]}
 
 
 def _e3d_losses(consts, outputs, batch, silhouette_on, *, settings: LossSettings):

@@ -40,6 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.loss = ml_collections.ConfigDict()
     c.loss.heatmap = 100.0  # heatmap MSE (fE2D)
+    c.loss.e2d_keypoints = 1.0  # fE2D soft-argmax keypoints, ndc (integral regression)
     c.loss.mask = 1.0  # mask BCE (fE2D)
     c.loss.kp3d = 10.0  # root-relative 3D keypoints, per metre of mean error
     c.loss.kp2d = 1.0  # reprojected 2D keypoints, ndc

@@ -40,12 +40,14 @@ def _cpu(c):
     c.model.head_width = 48
     c.model.hidden = 256
     c.model.conv_width = 48
-    c.loss.silhouette_start_step = 9000
+    # Free finger twists barely move keypoints; a firmer prior keeps the articulation anatomical.
+    c.loss.pose_prior = 0.1
+    c.loss.silhouette_start_step = 11_000  # deadline: 2,000 steps into the joint stage
     c.optim.learning_rate = 2e-3
     c.optim.warmup_steps = 200
     c.train.global_batch_size = 32
-    c.train.num_steps = 12_000
-    c.train.e2d_steps = 4000
+    c.train.num_steps = 14_000
+    c.train.e2d_steps = 7000
     c.train.e3d_steps = 2000
     c.train.log_every = 100
     c.train.eval_every = 1000

@@ -1,0 +1,143 @@
+"""Trained models as plain files: the shipped model, export from a run, validated loading.
+
+A model directory holds ``config.json`` (the resolved training config, as a run writes it),
+``params.npz`` (the ``params`` and ``batch_stats`` trees flattened to ``"params/backbone/..."``
+keys; float16 or float32) and a ``MODEL_CARD.md``. No optimiser state, no hand model (MANO is
+licensed and reloaded from ``--mano_path``) and nothing pickled: ``np.load`` runs with
+``allow_pickle=False`` and every array is checked against the tree the config builds.
+
+The project ships one: ``SHIPPED_MODEL`` (trained on the embedded CC0-derived synthetic data);
+``hand_jax.predict.restore()`` with no path uses it.
+"""
+
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+
+import jax
+import numpy as np
+
+SHIPPED_MODEL = os.path.join(os.path.dirname(__file__), "assets", "models", "synthetic_cpu")
+PARAMS_FILE = "params.npz"
+_COLLECTIONS = ("params", "batch_stats")
+_DTYPES = (np.float16, np.float32)
+
+
+def is_model_dir(path: str) -> bool:
+    """Whether ``path`` is an exported model directory (``params.npz`` beside ``config.json``)."""
+    return os.path.isfile(os.path.join(path, PARAMS_FILE)) and os.path.isfile(
+        os.path.join(path, "config.json")
+    )
+
+
+def _key(path) -> str:
+    return "/".join(str(getattr(p, "key", p)) for p in path)
+
+
+def flatten(trees: dict) -> dict:
+    """Flatten ``{"params": tree, "batch_stats": tree}`` to ``{"params/a/b": array}``."""
+    flat = {}
+    for name in _COLLECTIONS:
+        for path, leaf in jax.tree_util.tree_leaves_with_path(trees[name]):
+            flat[f"{name}/{_key(path)}"] = np.asarray(leaf)
+    return flat
+
+
+def save_params(path: str, trees: dict, *, dtype=np.float16) -> None:
+    """Write the params and batch statistics to an npz, atomically (temporary sibling + rename).
+
+    Args:
+      path: the npz file to write.
+      trees: ``{"params": ..., "batch_stats": ...}`` of arrays.
+      dtype: storage dtype of the floating-point arrays (float16 halves the file).
+    """
+    flat = {}
+    for key, value in flatten(trees).items():
+        limit = np.finfo(dtype).max
+        if not np.all(np.isfinite(value)) or np.max(np.abs(value), initial=0) > limit:
+            raise ValueError(f"{path}: {key!r} is non-finite or beyond {np.dtype(dtype).name}")
+        flat[key] = value.astype(dtype)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp.npz")
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp, **flat)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a model is for everyone to read
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_params(path: str, abstract: dict) -> dict:
+    """Read an npz written by ``save_params`` into the structure of ``abstract``, as float32.
+
+    Args:
+      path: the npz file.
+      abstract: ``{"params": tree, "batch_stats": tree}`` of arrays or ``ShapeDtypeStruct``s
+        (the model the config builds).
+
+    Returns:
+      ``{"params": tree, "batch_stats": tree}`` of float32 numpy arrays.
+
+    Raises:
+      ValueError: naming the file and the key, for a missing, unexpected, non-float or
+        wrongly shaped array, or a file that is not an npz.
+    """
+    expected = flatten_abstract(abstract)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise ValueError(f"{path}: not a readable params npz ({type(e).__name__}: {e})") from e
+    missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
+    if missing or extra:
+        raise ValueError(
+            f"{path}: does not match the model its config.json builds: missing {missing[:3]} "
+            f"({len(missing)}), unexpected {extra[:3]} ({len(extra)})"
+        )
+    for key, shape in expected.items():
+        a = arrays[key]
+        if a.dtype not in _DTYPES:
+            raise ValueError(f"{path}: {key!r} has dtype {a.dtype}; expected float16 or float32")
+        if a.shape != shape:
+            raise ValueError(f"{path}: {key!r} has shape {a.shape}; expected {shape}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{path}: {key!r} holds non-finite values")
+    out = {}
+    for name in _COLLECTIONS:
+        leaves_with_path = jax.tree_util.tree_leaves_with_path(abstract[name])
+        treedef = jax.tree_util.tree_structure(abstract[name])
+        leaves = [arrays[f"{name}/{_key(p)}"].astype(np.float32) for p, _ in leaves_with_path]
+        out[name] = jax.tree_util.tree_unflatten(treedef, leaves)
+    return out
+
+
+def flatten_abstract(abstract: dict) -> dict:
+    """``{"params/a/b": shape}`` of an abstract ``{"params": ..., "batch_stats": ...}``."""
+    return {
+        f"{name}/{_key(path)}": tuple(leaf.shape)
+        for name in _COLLECTIONS
+        for path, leaf in jax.tree_util.tree_leaves_with_path(abstract[name])
+    }
+
+
+def export_model(run_config_path: str, trees: dict, out_dir: str, *, dtype=np.float16) -> None:
+    """Write a model directory: the run's config.json and the params npz (card written apart).
+
+    Args:
+      run_config_path: the training run's ``config.json``.
+      trees: ``{"params": ..., "batch_stats": ...}`` restored from the run.
+      out_dir: the model directory (created; its config and params are replaced).
+      dtype: storage dtype of the arrays.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    with open(run_config_path) as f:
+        config = json.load(f)
+    save_params(os.path.join(out_dir, PARAMS_FILE), trees, dtype=dtype)
+    tmp = os.path.join(out_dir, "config.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(config, f, indent=2)
+    os.replace(tmp, os.path.join(out_dir, "config.json"))
