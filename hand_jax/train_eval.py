@@ -20,6 +20,13 @@ from hand_jax.eval import metrics
 from hand_jax.models import dhpe
 
 
+def hard_argmax(heatmaps, stride: int):
+    """The centre of each heatmap's highest pixel: [h, w, K] -> [K, 2] (u, v) input pixels."""
+    h, w, k = heatmaps.shape
+    flat = jnp.argmax(heatmaps.reshape(h * w, k), axis=0)
+    return (jnp.stack([flat % w, flat // w], axis=-1) + 0.5) * stride
+
+
 def predict(
     state: tr.TrainState, images, consts: tr.Constants, *, model, settings: tr.LossSettings
 ):
@@ -33,7 +40,8 @@ def predict(
       settings: loss settings (h layout, silhouette size).
 
     Returns:
-      dict: ``keypoints2d`` [B, K, 2] (fE2D, pixels), ``confidence`` [B, K], ``mask`` [B, h, w]
+      dict: ``keypoints2d`` [B, K, 2] (fE2D, pixels), ``keypoints2d_hard`` [B, K, 2] (the
+      heatmaps' hard argmax, pixels), ``confidence`` [B, K], ``mask`` [B, h, w]
       probability, ``h`` [B, D] (last iteration), ``verts`` [B, V, 3] and ``kp3d`` [B, K, 3]
       metres, ``kp2d`` [B, K, 2] reprojected pixels, ``silhouette`` [B, S, S].
     """
@@ -52,6 +60,9 @@ def predict(
     alpha = jax.vmap(functools.partial(tr.silhouette, consts, settings=settings))(verts, cam)
     return {
         "keypoints2d": outputs["keypoints2d"],
+        "keypoints2d_hard": jax.vmap(
+            functools.partial(hard_argmax, stride=size // outputs["heatmaps"].shape[1])
+        )(outputs["heatmaps"]),
         "confidence": outputs["confidence"],
         "mask": jax.nn.sigmoid(outputs["mask_logits"]),
         "h": h,

@@ -1,5 +1,6 @@
 """Validation metrics of ``train_eval.compute_metrics`` against plain-numpy loop references."""
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -190,3 +191,12 @@ def test_mask_ious_match_a_loop_and_use_the_amodal_mask_when_present():
         _loop_iou(p["silhouette"], target, valid), rel=1e-5
     )
     assert full["silhouette_iou"] != pytest.approx(sil, rel=1e-3)
+
+
+def test_hard_argmax_is_the_centre_of_the_highest_pixel():
+    rng = np.random.default_rng(3)
+    heatmaps = rng.normal(size=(6, 5, 4)).astype(np.float32)  # h != w catches a swapped axis
+    out = np.asarray(te.hard_argmax(jnp.asarray(heatmaps), stride=4))
+    for k in range(4):
+        row, col = np.unravel_index(np.argmax(heatmaps[..., k]), (6, 5))
+        np.testing.assert_allclose(out[k], [(col + 0.5) * 4, (row + 0.5) * 4])
