@@ -32,7 +32,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -123,56 +122,6 @@ class LossSettings:
             num_betas=num_betas,
             color_jitter=config.train.color_jitter,
         )
-
-
-def stage_lengths(train_cfg) -> tuple[int, int, int]:
-    """Steps of the stratified stages (e2d, e3d, joint) of a config's ``train`` section."""
-    e2d = min(train_cfg.e2d_steps, train_cfg.num_steps)
-    e3d = min(train_cfg.e3d_steps, train_cfg.num_steps - e2d)
-    return e2d, e3d, train_cfg.num_steps - e2d - e3d
-
-
-def _stage_schedule(optim, length: int):
-    peak, warmup = optim.learning_rate, min(optim.warmup_steps, max(length // 2, 1))
-    if optim.schedule == "cosine":
-        return optax.warmup_cosine_decay_schedule(
-            0.0, peak, warmup, max(length, warmup + 1), end_value=peak * optim.end_factor
-        )
-    return optax.join_schedules(
-        [optax.linear_schedule(0.0, peak, max(warmup, 1)), optax.constant_schedule(peak)],
-        [warmup],
-    )
-
-
-def make_schedule(optim, *, stages):
-    """The learning rate per step: each stratified stage has its own warm-up and decay.
-
-    Args:
-      optim: the config's ``optim`` section.
-      stages: (e2d, e3d, joint) stage lengths in steps (``stage_lengths``); empty stages are
-        skipped.
-
-    Returns:
-      An Optax schedule (step -> learning rate).
-    """
-    lengths = [n for n in stages if n > 0] or [1]
-    schedules = [_stage_schedule(optim, n) for n in lengths]
-    return optax.join_schedules(schedules, list(np.cumsum(lengths)[:-1]))
-
-
-def make_optimizer(optim, *, stages) -> optax.GradientTransformation:
-    """AdamW with a per-stage schedule (``make_schedule``) and optional gradient clipping.
-
-    Args:
-      optim: the config's ``optim`` section.
-      stages: (e2d, e3d, joint) stage lengths in steps.
-    """
-    schedule = make_schedule(optim, stages=stages)
-    decay_mask = functools.partial(jax.tree.map, lambda p: p.ndim > 1)
-    chain = [optax.adamw(schedule, weight_decay=optim.weight_decay, mask=decay_mask)]
-    if optim.grad_clip_norm > 0:
-        chain.insert(0, optax.clip_by_global_norm(optim.grad_clip_norm))
-    return optax.chain(*chain)
 
 
 def create_train_state(key, *, model, optimizer, image_size: int, h_init) -> TrainState:

@@ -26,7 +26,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from hand_jax import checkpoint, data, mano, params, train_config
+from hand_jax import checkpoint, data, mano, optimizer, params, train_config
 from hand_jax import train as tr
 from hand_jax import train_eval as te
 from hand_jax.data import pipeline
@@ -260,7 +260,7 @@ def programs_for(config, *, num_betas: int, h_dim: int) -> Programs:
       num_betas: S, resolved against the hand model.
       h_dim: D, the length of the flat h.
     """
-    stages = tr.stage_lengths(config.train)
+    stages = optimizer.stage_lengths(config.train)
     key = {
         "model": config.model.to_dict(),
         "optim": config.optim.to_dict(),
@@ -280,10 +280,10 @@ def programs_for(config, *, num_betas: int, h_dim: int) -> Programs:
 def _programs(config_json: str, num_betas: int, h_dim: int) -> Programs:
     config = ml_collections.ConfigDict(json.loads(config_json))
     model = _model(config)
-    optimizer = tr.make_optimizer(config.optim, stages=tr.stage_lengths(config.train))
+    optim = optimizer.make_optimizer(config.optim, stages=optimizer.stage_lengths(config.train))
     settings = tr.LossSettings.from_config(config, num_betas=num_betas)
     init = functools.partial(
-        tr.create_train_state, model=model, optimizer=optimizer,
+        tr.create_train_state, model=model, optimizer=optim,
         image_size=config.data.image_size,
     )  # fmt: skip
     abstract = jax.eval_shape(init, init_key(0), h_init=jax.ShapeDtypeStruct((h_dim,), jnp.float32))
@@ -292,12 +292,12 @@ def _programs(config_json: str, num_betas: int, h_dim: int) -> Programs:
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
     )
     steps = {
-        s: tr.make_train_step(model=model, optimizer=optimizer, settings=settings, stage=s)
+        s: tr.make_train_step(model=model, optimizer=optim, settings=settings, stage=s)
         for s in tr.STAGES
     }
     predict = jax.jit(functools.partial(te.predict, model=model, settings=settings))
     init = jax.jit(init, out_shardings=shardings)
-    return Programs(model, optimizer, settings, init, abstract, steps, predict)
+    return Programs(model, optim, settings, init, abstract, steps, predict)
 
 
 def _initial_state(config, ckpt, programs: Programs, consts):
