@@ -23,11 +23,11 @@ fraction of the image, the hand's centre offset from the image centre; a skin to
 over a wide range) with a smooth variation, a low-frequency mottling and per-vertex noise;
 Lambertian shading under a random directional light (from the camera's side) of a slightly
 warm or cool colour plus a random ambient level; a procedural background (gradients, noise,
-1/f noise, random shapes); with probability ``forearm_prob`` a forearm, a tapered band from the
-wrist along the projected 3D forearm direction (wrist minus middle-finger MCP), of elliptic
-cross-section, shaded, in skin or (``sleeve_prob``) with a sleeve from a random cuff on,
-composited behind the hand; with probability ``occluder_prob`` shapes occluding part of the
-hand; a Gaussian blur (``blur_prob``), pixel noise, and a JPEG round trip (``jpeg_prob``).
+1/f noise, random shapes); with probability ``forearm_prob`` a forearm, in skin or
+(``sleeve_prob``) with a sleeve, behind the hand; with probability ``occluder_prob`` shapes
+occluding part of the hand; a Gaussian blur (``blur_prob``), pixel noise, and a JPEG round trip
+(``jpeg_prob``). The image appearance (light colour, forearm, compositing, degradations) is
+composed in ``hand_jax.data.appearance``.
 Labels are exact: ``keypoints_2d`` is the projection of ``keypoints_3d`` with ``K``;
 ``mask_full`` is the rendered hand (not the forearm), ``mask`` the hand minus the occluders.
 
@@ -50,7 +50,7 @@ import numpy as np
 import tqdm
 
 from hand_jax import camera, mano
-from hand_jax.data import files, pose_prior, procedural, schema, synthetic
+from hand_jax.data import appearance, files, pose_prior, procedural, schema, synthetic
 from hand_jax.data.contact_sheet import save_contact_sheet
 from hand_jax.render.hard import render_hard, vertex_normals
 
@@ -185,9 +185,7 @@ def _draw(rng: np.random.Generator, axes, num_betas: int, cfg: GeneratorConfig) 
     light[2] = -abs(light[2]) - 0.5  # from the camera's side (camera looks along +z)
     light /= np.linalg.norm(light)
     ambient = rng.uniform(*cfg.ambient)
-    tint = np.ones(3, np.float32)
-    if cfg.light_tint > 0:
-        tint = procedural.light_tint(rng, cfg.light_tint)
+    tint = appearance.light_colour(rng, cfg.light_tint)
     return _Draw(rng, pose, betas, fov, fill, offset, light, ambient, tint)
 
 
@@ -210,71 +208,6 @@ def place_camera(verts: np.ndarray, d: _Draw, size: int) -> tuple[np.ndarray, np
     z = max(f * extent / (d.fill * size), NEAR - (lo[2] - centre[2]))
     transl = np.array([d.offset[0] * z / f, d.offset[1] * z / f, z]) - centre
     return K, transl
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / max(float(np.linalg.norm(v)), 1e-12)
-
-
-FOREARM_LENGTH = 0.35  # metres drawn from the wrist (mostly beyond the image)
-FOREARM_POINTS = 9  # polyline points (the radius in pixels varies with depth)
-
-
-def draw_forearm(rng, image, kp3d, K, d: _Draw, skin, cfg: GeneratorConfig) -> np.ndarray:
-    """Draw a forearm (and maybe a sleeve) over ``image`` [S, S, 3]; returns the new image.
-
-    The forearm's axis runs from the wrist keypoint along ``kp3d[0] - kp3d[9]`` (wrist minus
-    middle-finger MCP, camera frame, metres), clipped at depth ``NEAR``. Its cross-section is an
-    ellipse (half-width 0.42 x the palm's width across the palm, 0.7 of that through it, growing
-    by 10 .. 50 % towards the elbow); the apparent radius is the ellipse's silhouette seen from
-    the camera, projected at each point's depth. Shading: the light of ``d`` on a cylinder
-    normal that turns from the camera at the axis to sideways at the edge.
-
-    Draw order: radius scale, taper, skin factor, sleeve choice, [cuff distance, sleeve fill].
-    """
-    size = image.shape[0]
-    wrist = kp3d[0]
-    axis = _unit(kp3d[0] - kp3d[9])
-    across_palm = kp3d[5] - kp3d[17]
-    across_palm = _unit(across_palm - np.dot(across_palm, axis) * axis)
-    through_palm = np.cross(axis, across_palm)
-    half_a = 0.42 * np.linalg.norm(kp3d[5] - kp3d[17]) * rng.uniform(0.9, 1.15)
-    half_b = 0.7 * half_a
-    taper = rng.uniform(0.1, 0.5)
-    view = _unit(wrist)
-    view_perp = view - np.dot(view, axis) * axis
-    vp = np.linalg.norm(view_perp)
-    half = np.hypot(half_a * np.dot(view, through_palm), half_b * np.dot(view, across_palm))
-    half = half / vp if vp > 0.2 else max(half_a, half_b)
-    length = FOREARM_LENGTH
-    if axis[2] < 0:  # towards the camera: stop at the near plane
-        length = min(length, max((wrist[2] - NEAR) / -axis[2], 1e-3))
-    s = np.linspace(0.0, length, FOREARM_POINTS)
-    points = wrist + s[:, None] * axis
-    uvw = points @ K.T
-    centres = uvw[:, :2] / uvw[:, 2:]
-    radii_m = half * (1.0 + taper * s / FOREARM_LENGTH)
-    radii = radii_m * K[0, 0] / points[:, 2]
-    cover, along, across = procedural.tapered_band(size, centres, radii, s)
-    # Surface normal: towards the camera on the axis, sideways (in 3D) at the edge.
-    side = _unit(np.cross(view, axis))
-    step = (points[1] + 1e-3 * side) @ K.T
-    travel = centres[1] - centres[0]
-    towards = step[:2] / step[2] - centres[1]
-    if travel[0] * towards[1] - travel[1] * towards[0] < 0:
-        side = -side
-    normal = across[..., None] * side + np.sqrt(1 - across**2)[..., None] * -view
-    shade = d.ambient + (1 - d.ambient) * np.maximum(normal @ d.light, 0.0)
-    colour = np.clip(skin * rng.uniform(0.9, 1.05), 0, 1) * d.tint
-    arm = colour * shade[..., None]
-    if rng.uniform() < cfg.sleeve_prob:
-        cuff = rng.uniform(0.03, 0.2)
-        sleeve = procedural.fill(rng, size) * d.tint
-        sleeve_cover, sleeve_along, _ = procedural.tapered_band(size, centres, radii * 1.2, s)
-        sleeve_cover = sleeve_cover * (sleeve_along >= cuff)
-        arm = np.where(sleeve_cover[..., None] > 0, sleeve * (0.55 + 0.45 * shade[..., None]), arm)
-        cover = np.maximum(cover, sleeve_cover)
-    return image * (1 - cover[..., None]) + arm * cover[..., None]
 
 
 # Module-level jitted batch functions: compiled once per shape, shared by every Generator.
@@ -348,27 +281,15 @@ class Generator:
         ]  # fmt: skip
 
     def _finish(self, split, index, d: _Draw, cam, keypoints, rgb, alpha, depth, *, skin) -> dict:
-        cfg, size = self.config, self.config.image_size
+        cfg = self.config
         K, transl = cam
-        rng = d.rng
         full = alpha >= 0.5
         kp3d = (keypoints.astype(np.float64) + transl).astype(np.float32)
-        under = procedural.background(rng, size, pink_prob=cfg.pink_background_prob)
-        if cfg.forearm_prob > 0 and rng.uniform() < cfg.forearm_prob:
-            under = draw_forearm(rng, under, kp3d.astype(np.float64), K, d, skin, cfg)
-        # rgb is composited over black: what lies behind shows where the hand does not cover.
-        image = rgb + (1.0 - alpha[..., None]) * under
-        occluded = np.zeros_like(full)
-        if rng.uniform() < cfg.occluder_prob:
-            occluded, colours = procedural.occluders(rng, full, max_count=cfg.max_occluders)
-            image = np.where(occluded[..., None], colours, image)
-        if cfg.blur_prob > 0 and rng.uniform() < cfg.blur_prob:
-            image = procedural.gaussian_blur(image, rng.uniform(*cfg.blur_sigma))
-        image = image + rng.normal(0, rng.uniform(0, cfg.pixel_noise), image.shape)
-        image = np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
-        if cfg.jpeg_prob > 0 and rng.uniform() < cfg.jpeg_prob:
-            lo, hi = cfg.jpeg_quality
-            image = procedural.jpeg_roundtrip(image, int(rng.integers(lo, hi + 1)))
+        under = appearance.backdrop(
+            d.rng, kp3d.astype(np.float64), K, skin=skin, light=d.light, ambient=d.ambient,
+            tint=d.tint, near=NEAR, cfg=cfg,
+        )  # fmt: skip
+        image, occluded = appearance.composite(d.rng, rgb, alpha, under, full, cfg)
         kp2d = files.project(kp3d.astype(np.float64), K.astype(np.float32).astype(np.float64))
         return schema.make_sample(
             id=f"synthetic/{split}/{index:07d}",
