@@ -40,8 +40,9 @@ def test_whole_model_overfits_32_synthetic_images(tmp_path):
     # A constant skeleton (the samples' mean root-relative hand) for scale.
     rel = np.stack([s["keypoints_3d"] - s["keypoints_3d"][0] for s in samples])
     constant_mm = 1000 * np.mean(np.linalg.norm(rel - rel.mean(axis=0), axis=-1))
-    print({k: round(v, 3) for k, v in m.items()}, "constant", constant_mm)
-    assert m["kp3d_epe_mm"] < 0.5 * constant_mm
-    assert m["pa_epe_mm"] < 15.0
-    assert m["e2d_epe_frac"] < 0.08
-    assert m["mask_iou"] > 0.7
+    # Measured (1,500 steps, 4 min on 2 cores): 4.8 mm root-relative against 74 mm for the
+    # constant skeleton, Procrustes 4.4 mm, fE2D 0.5% of the crop, mask IoU 0.86, silhouette 0.78.
+    assert m["kp3d_epe_mm"] < min(15.0, 0.3 * constant_mm), (m, constant_mm)
+    assert m["pa_epe_mm"] < 12.0, m
+    assert m["e2d_epe_frac"] < 0.03, m
+    assert m["mask_iou"] > 0.75 and m["silhouette_iou"] > 0.65, m
