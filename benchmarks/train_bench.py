@@ -45,13 +45,18 @@ def _config(case: str):
 def _batch(config, seed=0):
     rng = np.random.default_rng(seed)
     b, s = config.train.global_batch_size, config.data.image_size
+    mask = (rng.random((b, s, s)) < 0.3).astype(np.uint8)
     return {
         "image": rng.integers(0, 256, (b, s, s, 3), dtype=np.uint8),
-        "mask": (rng.random((b, s, s)) < 0.3).astype(np.uint8),
+        "mask": mask,
+        "mask_full": mask,
+        "mask_amodal": np.ones(b, bool),
         "mask_valid": np.ones(b, bool),
         "keypoints_2d": rng.uniform(0.2 * s, 0.8 * s, (b, 21, 2)).astype(np.float32),
         "keypoints_3d": rng.normal(0, 0.05, (b, 21, 3)).astype(np.float32),
         "keypoint_valid": np.ones((b, 21), bool),
+        "keypoint_visible": np.ones((b, 21), bool),
+        "view_rotation": np.broadcast_to(np.eye(3, dtype=np.float32), (b, 3, 3)).copy(),
     }
 
 
