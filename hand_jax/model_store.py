@@ -90,7 +90,7 @@ def load_params(path: str, abstract: dict) -> dict:
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    except (OSError, ValueError, EOFError, TypeError, zipfile.BadZipFile, zlib.error) as e:
         raise ValueError(f"{path}: not a readable params npz ({type(e).__name__}: {e})") from e
     missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
     if missing or extra:

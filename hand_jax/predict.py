@@ -60,7 +60,7 @@ def restore(path: str | None = None, *, mano_path=None):
     run_dir = find_run_dir(path)
     config = load_run_config(run_dir)
     mesh, consts, programs = train_loop.build(config, mano_path=mano_path)
-    if model_store.is_model_dir(run_dir):
+    if os.path.abspath(path) == run_dir and model_store.is_model_dir(run_dir):
         abstract = {k: getattr(programs.abstract, k) for k in ("params", "batch_stats")}
         restored = model_store.load_params(os.path.join(run_dir, model_store.PARAMS_FILE), abstract)
     else:
@@ -83,8 +83,10 @@ def predict_samples(path: str | None, samples, *, mano_path=None, batch_size: in
       batch_size: global batch (default: the run's training batch).
 
     Returns:
-      dict of numpy arrays: ``ids`` [N], ``keypoints_3d`` [N, 21, 3] metres (root-relative),
-      ``keypoints_2d`` [N, 21, 2] crop pixels (reprojected), ``verts`` [N, V, 3], ``h`` [N, D].
+      dict of numpy arrays: ``ids`` [N], ``keypoints_3d`` [N, 21, 3] and ``verts`` [N, V, 3]
+      metres, root-relative, crop camera frame; ``keypoints_2d`` [N, 21, 2] crop pixels
+      (reprojected); ``h`` [N, D] (view frame, ``hand_jax.models.dhpe.to_hand_params`` turns it
+      into ``HandParams``).
     """
     config, state, consts, programs, mesh = restore(path, mano_path=mano_path)
     size = int(samples[0]["image"].shape[0]) if len(samples) else 0

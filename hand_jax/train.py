@@ -283,7 +283,10 @@ def compute_losses(consts, outputs, batch, silhouette_on, *, settings: LossSetti
     means = {k: jnp.mean(v) for k, v in terms.items()}
     total = sum(getattr(settings, k) * v for k, v in means.items())
     if "kp3d" in terms:
-        means["kp3d_last"] = jnp.mean(terms["kp3d"][-1])
+        # The gate's running loss averages examples with a labelled root only.
+        rooted = batch["keypoint_valid"][:, 0]
+        means["kp3d_last"] = jnp.sum(terms["kp3d"][-1] * rooted) / jnp.maximum(jnp.sum(rooted), 1)
+        means["kp3d_labelled"] = jnp.sum(rooted)
     return total, means
 
 
@@ -365,7 +368,8 @@ def train_step(
     params = optax.apply_updates(state.params, _mask_frozen(updates, stage))
     ema = state.skeleton_ema
     if "kp3d_last" in terms:
-        ema = losses.running_skeleton_loss(ema, terms["kp3d_last"], decay=settings.skeleton_ema)
+        updated = losses.running_skeleton_loss(ema, terms["kp3d_last"], decay=settings.skeleton_ema)
+        ema = jnp.where(terms.pop("kp3d_labelled") > 0, updated, ema)
     new_state = TrainState(
         step=state.step + 1,
         params=params,

@@ -150,9 +150,14 @@ def run_predictions(predict_fn, state, samples, consts, *, batch_size: int, shar
         outputs.append(jax.tree.map(np.asarray, pred))
     merged = {k: np.concatenate([o[k] for o in outputs])[:n] for k in outputs[0]}
     labels = stack_samples([samples[i] for i in range(n)])
-    # The network predicts in the view frame (see hand_jax.train): back to the crop camera's.
-    merged["kp3d_view"] = merged["kp3d"]
-    merged["kp3d"] = np.einsum("nji,nkj->nki", labels["view_rotation"], merged["kp3d_view"])
+    # The network predicts in the view frame (see hand_jax.train): back to the crop camera's,
+    # keypoints and vertices alike (``*_view`` keep the frame the weak-perspective camera and
+    # ``h`` refer to).
+    for key in ("kp3d", "verts"):
+        if key not in merged:
+            continue
+        merged[f"{key}_view"] = merged[key]
+        merged[key] = np.einsum("nji,nkj->nki", labels["view_rotation"], merged[f"{key}_view"])
     merged.update({f"gt_{k}": v for k, v in labels.items()})
     return merged
 

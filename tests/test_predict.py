@@ -51,3 +51,20 @@ def test_evaluate_scores_a_checkpoint(run, tmp_path, monkeypatch):
         ours = predict.predict_samples(workdir, val)
         order = [list(f["ids"]).index(i) for i in ours["ids"]]
         np.testing.assert_allclose(f["keypoints_3d"][order], ours["keypoints_3d"], atol=1e-6)
+
+
+def test_keypoints_and_vertices_come_back_in_one_frame(run):
+    # An off-centre crop (principal point far from the crop centre) makes the view rotation
+    # large; fingertip keypoints are mesh vertices, so they must still coincide after it.
+    from hand_jax import mano
+
+    workdir, _, _, val = run
+    K = np.array([[40.0, 0.0, -30.0], [0.0, 40.0, 60.0], [0.0, 0.0, 1.0]], np.float32)
+    shifted = [dict(s, K=K) for s in val]
+    out = predict.predict_samples(workdir, shifted)
+    tips = list(mano.load_model().tip_ids)
+    np.testing.assert_allclose(
+        out["keypoints_3d"][:, [4, 8, 12, 16, 20]], out["verts"][:, tips], atol=1e-6
+    )
+    plain = predict.predict_samples(workdir, val)  # the same images without K: no rotation
+    assert np.abs(out["keypoints_3d"] - plain["keypoints_3d"]).max() > 1e-3

@@ -70,6 +70,7 @@ def _tpu(c):
     c.train.num_steps = 200_000
     c.train.e2d_steps = 20_000
     c.train.e3d_steps = 20_000
+    c.loss.silhouette_start_step = 50_000  # deadline: 10,000 steps into the joint stage
     c.train.eval_examples = 1024
     c.checkpoint.every = 2000
 
