@@ -36,13 +36,16 @@ def _key(path) -> str:
     return "/".join(str(getattr(p, "key", p)) for p in path)
 
 
-def flatten(trees: dict) -> dict:
-    """Flatten ``{"params": tree, "batch_stats": tree}`` to ``{"params/a/b": array}``."""
-    flat = {}
+def _keyed_leaves(trees: dict):
+    """Yield ``("params/a/b", leaf)`` for every leaf of ``{"params": ..., "batch_stats": ...}``."""
     for name in _COLLECTIONS:
         for path, leaf in jax.tree_util.tree_leaves_with_path(trees[name]):
-            flat[f"{name}/{_key(path)}"] = np.asarray(leaf)
-    return flat
+            yield f"{name}/{_key(path)}", leaf
+
+
+def flatten(trees: dict) -> dict:
+    """Flatten ``{"params": tree, "batch_stats": tree}`` to ``{"params/a/b": array}``."""
+    return {key: np.asarray(leaf) for key, leaf in _keyed_leaves(trees)}
 
 
 def save_params(path: str, trees: dict, *, dtype=np.float16) -> None:
@@ -53,9 +56,8 @@ def save_params(path: str, trees: dict, *, dtype=np.float16) -> None:
       trees: ``{"params": ..., "batch_stats": ...}`` of arrays.
       dtype: storage dtype of the floating-point arrays (float16 halves the file).
     """
-    flat = {}
+    flat, limit = {}, np.finfo(dtype).max
     for key, value in flatten(trees).items():
-        limit = np.finfo(dtype).max
         if not np.all(np.isfinite(value)) or np.max(np.abs(value), initial=0) > limit:
             raise ValueError(f"{path}: {key!r} is non-finite or beyond {np.dtype(dtype).name}")
         flat[key] = value.astype(dtype)
@@ -86,7 +88,7 @@ def load_params(path: str, abstract: dict) -> dict:
       ValueError: naming the file and the key, for a missing, unexpected, non-float or
         wrongly shaped array, or a file that is not an npz.
     """
-    expected = flatten_abstract(abstract)
+    expected = {key: tuple(leaf.shape) for key, leaf in _keyed_leaves(abstract)}
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
@@ -106,21 +108,12 @@ def load_params(path: str, abstract: dict) -> dict:
             raise ValueError(f"{path}: {key!r} has shape {a.shape}; expected {shape}")
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{path}: {key!r} holds non-finite values")
-    out = {}
-    for name in _COLLECTIONS:
-        leaves_with_path = jax.tree_util.tree_leaves_with_path(abstract[name])
-        treedef = jax.tree_util.tree_structure(abstract[name])
-        leaves = [arrays[f"{name}/{_key(p)}"].astype(np.float32) for p, _ in leaves_with_path]
-        out[name] = jax.tree_util.tree_unflatten(treedef, leaves)
-    return out
-
-
-def flatten_abstract(abstract: dict) -> dict:
-    """``{"params/a/b": shape}`` of an abstract ``{"params": ..., "batch_stats": ...}``."""
     return {
-        f"{name}/{_key(path)}": tuple(leaf.shape)
+        name: jax.tree_util.tree_map_with_path(
+            lambda path, _, name=name: arrays[f"{name}/{_key(path)}"].astype(np.float32),
+            abstract[name],
+        )
         for name in _COLLECTIONS
-        for path, leaf in jax.tree_util.tree_leaves_with_path(abstract[name])
     }
 
 

@@ -106,7 +106,7 @@ class LossSettings:
     color_jitter: float
 
     @classmethod
-    def from_config(cls, config, *, num_betas: int):  # noqa: D417
+    def from_config(cls, config, *, num_betas: int):
         """Collect the settings from a full training config.
 
         Args:
@@ -286,7 +286,6 @@ def compute_losses(consts, outputs, batch, silhouette_on, *, settings: LossSetti
         # The gate's running loss averages examples with a labelled root only.
         rooted = batch["keypoint_valid"][:, 0]
         means["kp3d_last"] = jnp.sum(terms["kp3d"][-1] * rooted) / jnp.maximum(jnp.sum(rooted), 1)
-        means["kp3d_labelled"] = jnp.sum(rooted)
     return total, means
 
 
@@ -369,7 +368,7 @@ def train_step(
     ema = state.skeleton_ema
     if "kp3d_last" in terms:
         updated = losses.running_skeleton_loss(ema, terms["kp3d_last"], decay=settings.skeleton_ema)
-        ema = jnp.where(terms.pop("kp3d_labelled") > 0, updated, ema)
+        ema = jnp.where(jnp.any(batch["keypoint_valid"][:, 0] > 0), updated, ema)
     new_state = TrainState(
         step=state.step + 1,
         params=params,

@@ -15,7 +15,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from hand_jax import train as tr
-from hand_jax.data import crop
+from hand_jax.data import pipeline
 from hand_jax.eval import metrics
 from hand_jax.models import dhpe
 
@@ -79,28 +79,14 @@ BATCH_FIELDS = (
 )  # fmt: skip
 
 
-def _view_rotation(sample) -> np.ndarray:
-    if "K" not in sample:  # labels made with a weak-perspective camera: already the view frame
-        return np.eye(3, dtype=np.float32)
-    size = sample["image"].shape[0]
-    return crop.view_rotation(sample["K"], image_size=size).astype(np.float32)
-
-
 def batch_fields(sample) -> dict:
     """The ``BATCH_FIELDS`` of one cropped sample dict (schema or pipeline example).
 
-    Fields a sample lacks are derived: ``mask_full`` = ``mask`` (``mask_amodal`` False),
-    ``keypoint_visible`` = ``keypoint_valid``, ``view_rotation`` from ``K`` (the identity for
-    samples without intrinsics, whose labels come from a weak-perspective camera).
+    Fields a sample lacks are derived as the input pipeline derives them
+    (``hand_jax.data.pipeline.derived_fields``).
     """
-    valid = sample["keypoint_valid"]
-    derived = {
-        "mask_full": lambda: sample.get("mask_full", sample["mask"]),
-        "mask_amodal": lambda: np.bool_("mask_full" in sample),
-        "keypoint_visible": lambda: sample.get("keypoint_visible", valid) & valid,
-        "view_rotation": lambda: _view_rotation(sample),
-    }
-    return {k: sample[k] if k in sample else derived[k]() for k in BATCH_FIELDS}
+    derived = pipeline.derived_fields(sample)
+    return {k: sample[k] if k in sample else derived[k] for k in BATCH_FIELDS}
 
 
 def stack_samples(samples) -> dict:

@@ -157,11 +157,21 @@ class _Log:
         self.primary = jax.process_index() == 0
         self.mark = None
 
-    def start(self, step: int, wall_s: float = 0.0) -> None:
-        """Start timing at ``step``; ``wall_s``: training seconds before (a resumed run)."""
-        self.mark = (time.perf_counter(), step)
+    def start(self, step: int, *, wall_s: float, gate_open: bool) -> None:
+        """Start timing at ``step``.
+
+        Args:
+          step: the first step of this process's run.
+          wall_s: training seconds logged before ``step`` (a resumed run).
+          gate_open: whether the silhouette gate is already open.
+        """
+        self.restart_rate(step)
         self.origin = time.perf_counter() - wall_s
-        self.gate_open = None
+        self.gate_open = gate_open
+
+    def restart_rate(self, step: int) -> None:
+        """Measure the next steps/s from now (after an evaluation pause)."""
+        self.mark = (time.perf_counter(), step)
 
     def wall_s(self) -> float:
         """Training wall seconds so far, over resumes (evaluation included)."""
@@ -180,7 +190,7 @@ class _Log:
         record = {"step": step, "stage": stage, "steps_per_sec": rate, "wall_s": self.wall_s()}
         self.write({**record, **metrics})
         gate = bool(metrics.get("silhouette_on", 0))
-        if gate and self.gate_open is False and self.primary:
+        if gate and not self.gate_open and self.primary:
             logging.info("silhouette loss switched on (gate %s) between steps %d and %d",
                          self.gate_mode, step - self.log_every, step)  # fmt: skip
             self.write({"step": step, "event": "silhouette_on"})
@@ -209,7 +219,7 @@ def _evaluate(state, val_samples, consts, *, predict, config, workdir, step, log
                    "eval_seconds": time.perf_counter() - t})  # fmt: skip
         logging.info("eval step %d: %s (PNG %s)", step,
                      " ".join(f"{k} {v:.4g}" for k, v in result.items()), png)  # fmt: skip
-    log.mark = (time.perf_counter(), step)
+    log.restart_rate(step)
 
 
 def _last_wall_s(path: str, step: int) -> float:
@@ -392,8 +402,8 @@ def _loop(config, state, batches, consts, programs, val_samples, *, workdir, mes
     step_key = jax.random.fold_in(jax.random.key(config.seed), 1)
     log = _Log(workdir, config)
     step = int(jax.device_get(state.step))
-    log.start(step, wall_s=_last_wall_s(log.path, step))
-    log.gate_open = bool(jax.device_get(state.silhouette_on))
+    log.start(step, wall_s=_last_wall_s(log.path, step),
+              gate_open=bool(jax.device_get(state.silhouette_on)))  # fmt: skip
     saved = False
     while step < cfg.num_steps:
         stage = stage_at(step, cfg)

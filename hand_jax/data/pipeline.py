@@ -94,6 +94,28 @@ def colour_jitter(image: np.ndarray, rng: np.random.Generator, aug: Augmentation
     return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 
+def derived_fields(sample: dict) -> dict:
+    """The training fields a cropped sample may lack, derived from what it has.
+
+    ``mask_full`` (the amodal mask; the visible ``mask`` where there is none), ``mask_amodal``
+    (whether it is amodal), ``keypoint_visible`` (``keypoint_valid`` where unknown, never
+    outside it) and ``view_rotation`` [3, 3] float32 from the crop's ``K`` (the identity for a
+    sample without intrinsics, whose labels come from a weak-perspective camera).
+    """
+    valid = sample["keypoint_valid"]
+    if "K" in sample:
+        size = sample["image"].shape[0]
+        rotation = crop.view_rotation(sample["K"], image_size=size).astype(np.float32)
+    else:
+        rotation = np.eye(3, dtype=np.float32)
+    return {
+        "mask_full": sample.get("mask_full", sample["mask"]),
+        "mask_amodal": np.bool_("mask_full" in sample),
+        "keypoint_visible": sample.get("keypoint_visible", valid) & valid,
+        "view_rotation": rotation,
+    }
+
+
 def to_example(sample: dict, *, index: int, example_valid: bool = True) -> dict:
     """Turn a cropped sample into a fixed-structure batch element (see the module doc)."""
     valid = sample["keypoint_valid"]
@@ -102,24 +124,24 @@ def to_example(sample: dict, *, index: int, example_valid: bool = True) -> dict:
     if has_mano:
         n = min(NUM_BETAS, sample["mano_betas"].shape[0])
         betas[:n] = sample["mano_betas"][:n]
-    size = sample["image"].shape[0]
+    derived = derived_fields(sample)
     return {
         "image": sample["image"].astype(np.float32) / 255.0,
         "mask": sample["mask"].astype(np.float32),
-        "mask_full": sample.get("mask_full", sample["mask"]).astype(np.float32),
-        "mask_amodal": np.bool_("mask_full" in sample),
+        "mask_full": derived["mask_full"].astype(np.float32),
+        "mask_amodal": derived["mask_amodal"],
         "mask_valid": np.bool_(sample["mask_valid"]),
         "keypoints_2d": sample["keypoints_2d"],
         "keypoints_3d": sample["keypoints_3d"],
         "keypoint_valid": valid,
-        "keypoint_visible": sample.get("keypoint_visible", valid) & valid,
+        "keypoint_visible": derived["keypoint_visible"],
         "K": sample["K"],
         "mano_pose": sample["mano_pose"] if has_mano else np.zeros(48, np.float32),
         "mano_betas": betas,
         "mano_valid": np.bool_(has_mano),
         "crop_matrix": sample["crop_matrix"],
         "camera_rotation": sample["camera_rotation"],
-        "view_rotation": crop.view_rotation(sample["K"], image_size=size).astype(np.float32),
+        "view_rotation": derived["view_rotation"],
         "is_left": np.bool_(sample["original_side"] == "left"),
         "index": np.int64(index),
         "example_valid": np.bool_(example_valid),
