@@ -22,8 +22,10 @@ import optax
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from hand_jax import mano, refine, refine_io, refine_viz  # noqa: E402
+from hand_jax import mano, refine  # noqa: E402
 from hand_jax.params import hand_forward_3d  # noqa: E402
+from hand_jax.refine import io as refine_io  # noqa: E402
+from hand_jax.refine import viz as refine_viz  # noqa: E402
 
 DENSE_STEPS = 3
 

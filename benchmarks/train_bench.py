@@ -22,7 +22,8 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from hand_jax import train_eval, train_loop
+from hand_jax.train import evaluation as train_eval
+from hand_jax.train import loop as train_loop
 from launch.configs import synthetic
 
 CASES = ("cpu_small_sil", "cpu_small_nosil", "r18_128_sil", "r18_128_nosil")

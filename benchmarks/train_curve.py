@@ -4,9 +4,9 @@
   python -m benchmarks.train_curve --profile --config=launch/configs/synthetic.py:cpu_small \\
       --data_dir=out/synthetic [--steps=20]
 
-Curve mode reads ``RUN/metrics.jsonl`` (written by ``hand_jax.train_loop``): training records
+Curve mode reads ``RUN/metrics.jsonl`` (written by ``hand_jax.train.loop``): training records
 (``step``, ``stage``, ``steps_per_sec``, loss terms, ``wall_s`` = cumulative training seconds) and
-evaluation records (``step``, ``eval``: ``hand_jax.train_eval.compute_metrics`` keys). Where
+evaluation records (``step``, ``eval``: ``hand_jax.train.evaluation.compute_metrics`` keys). Where
 ``wall_s`` is missing (older runs) the training time is integrated from ``steps_per_sec`` over the
 logged intervals (evaluation time excluded, as in ``wall_s``). Records repeated by a resume are
 taken from the latest run. It prints a markdown table per evaluation and draws validation error
@@ -30,9 +30,11 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from hand_jax import data, train_eval, train_loop
-from hand_jax import train as tr
+from hand_jax import data
 from hand_jax.models import dhpe
+from hand_jax.train import evaluation as train_eval
+from hand_jax.train import loop as train_loop
+from hand_jax.train import step as tr
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory with metrics.jsonl (curve mode).")
 _OUT = flags.DEFINE_string("out", "results/train_curve.png", "PNG of the curves.")

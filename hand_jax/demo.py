@@ -79,7 +79,7 @@ def contact_sheet(images, names, *, columns: int = 5):
     """Arrange [S, S, 3] images with captions into one uint8 picture (matplotlib)."""
     import matplotlib.pyplot as plt
 
-    from hand_jax.refine_viz import figure_to_array
+    from hand_jax.refine.viz import figure_to_array
 
     rows = -(-len(images) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), dpi=100)

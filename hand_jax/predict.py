@@ -8,7 +8,8 @@ and ``checkpoints/<step>/``; an exported model directory (``hand_jax.model_store
 step's parameters, crops the split as training did, and returns the predictions that
 ``hand_jax.eval.evaluate`` scores: ``keypoints_3d`` [N, 21, 3] metres, root-relative in the
 camera frame of the crop (the network predicts in the frame looking through the crop centre;
-the predictions are rotated back, see ``hand_jax.train``; weak perspective has no absolute depth,
+the predictions are rotated back, see ``hand_jax.train.step``; weak perspective has no absolute
+depth,
 so the evaluation protocols align the root and scale), in the canonical keypoint order.
 """
 
@@ -19,8 +20,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from hand_jax import checkpoint, data, model_store, train_eval, train_loop
-from hand_jax import train as tr
+from hand_jax import checkpoint, data, model_store
+from hand_jax.train import evaluation as train_eval
+from hand_jax.train import loop as train_loop
+from hand_jax.train import step as tr
 
 
 def find_run_dir(path: str) -> str:
@@ -134,7 +137,7 @@ def validation_metrics(path: str | None, samples, *, mano_path=None) -> dict:
       mano_path: the hand model the run used.
 
     Returns:
-      ``hand_jax.train_eval.compute_metrics`` of the predictions: root-relative, Z&B and
+      ``hand_jax.train.evaluation.compute_metrics`` of the predictions: root-relative, Z&B and
       Procrustes 3D errors and AUCs, 2D errors, mask and silhouette IoU.
     """
     config, state, consts, programs, mesh = restore(path, mano_path=mano_path)

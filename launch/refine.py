@@ -3,7 +3,7 @@
     python -m launch.refine --input=evidence.npz --out_dir=out/refine
     python -m launch.refine --input=synthetic --out_dir=out/refine   # self-check problems
 
-The evidence npz format is documented in ``hand_jax/refine_io.py``.
+The evidence npz format is documented in ``hand_jax/refine/io.py``.
 """
 
 import os
@@ -12,7 +12,9 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from hand_jax import mano, refine_io, refine_job
+from hand_jax import mano
+from hand_jax.refine import io as refine_io
+from hand_jax.refine import job as refine_job
 
 _CONFIG = config_flags.DEFINE_config_file("config", "launch/configs/refine.py", "Refine config.")
 _INPUT = flags.DEFINE_string("input", None, "Evidence npz, or 'synthetic'.", required=True)

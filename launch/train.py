@@ -12,7 +12,9 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from hand_jax import checkpoint, train_config, train_loop
+from hand_jax import checkpoint
+from hand_jax.train import config as train_config
+from hand_jax.train import loop as train_loop
 from launch.configs import default
 
 _CONFIG = config_flags.DEFINE_config_file(

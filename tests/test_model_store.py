@@ -13,7 +13,8 @@ import jax
 import numpy as np
 import pytest
 
-from hand_jax import checkpoint, model_store, predict, train_loop
+from hand_jax import checkpoint, model_store, predict
+from hand_jax.train import loop as train_loop
 from tests.train_helpers import tiny_config, toy_samples
 
 SHAPES = {

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from hand_jax import predict, train_loop
+from hand_jax import predict
 from hand_jax.eval import evaluate
+from hand_jax.train import loop as train_loop
 from tests.train_helpers import tiny_config, toy_samples
 
 

@@ -1,4 +1,4 @@
-"""Tests of batch test-time refinement (hand_jax/refine.py) on the embedded default hand."""
+"""Tests of batch test-time refinement (hand_jax/refine/) on the embedded default hand."""
 
 import functools
 
@@ -8,8 +8,9 @@ import numpy as np
 import optax
 import pytest
 
-from hand_jax import mano, refine, refine_io
+from hand_jax import mano, refine
 from hand_jax.params import HandParams, default_params, hand_forward_3d, screen_hand
+from hand_jax.refine import io as refine_io
 
 SIZE = 48
 

@@ -6,7 +6,9 @@ import jax
 import numpy as np
 import pytest
 
-from hand_jax import mano, mesh_io, refine_io, refine_job
+from hand_jax import mano, mesh_io
+from hand_jax.refine import io as refine_io
+from hand_jax.refine import job as refine_job
 
 SIZE = 32
 

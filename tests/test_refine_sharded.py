@@ -8,7 +8,8 @@ import textwrap
 SCRIPT = textwrap.dedent(
     """
     import jax, numpy as np
-    from hand_jax import mano, refine, refine_io
+    from hand_jax import mano, refine
+    from hand_jax.refine import io as refine_io
     assert jax.device_count() == 8, jax.devices()
     model = mano.load_model()
     _, init, evidence = refine_io.synthetic_problems(

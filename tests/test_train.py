@@ -16,7 +16,10 @@ import ml_collections
 import numpy as np
 import pytest
 
-from hand_jax import checkpoint, train_config, train_eval, train_loop
+from hand_jax import checkpoint
+from hand_jax.train import config as train_config
+from hand_jax.train import evaluation as train_eval
+from hand_jax.train import loop as train_loop
 from launch.configs import default
 from tests.train_helpers import tiny_config, toy_samples
 

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hand_jax import train_eval as te
+from hand_jax.train import evaluation as te
 
 N, K, SIDE = 48, 21, 32
 REF_A, REF_B = 9, 10  # middle MCP -> PIP

@@ -25,7 +25,7 @@ coordinator, num_processes, process_id, out, workdir = sys.argv[1:6]
 if coordinator != "none":
     jax.distributed.initialize(coordinator, int(num_processes), int(process_id))
 from tests.train_helpers import tiny_config, toy_samples
-from hand_jax import train_loop
+from hand_jax.train import loop as train_loop
 config = tiny_config(**{"train.e2d_steps": 0, "train.e3d_steps": 0, "train.num_steps": 2,
                         "optim.schedule": "constant", "train.eval_every": 2})
 train, val = toy_samples(16), toy_samples(8, seed=1)
@@ -39,7 +39,9 @@ print("devices", jax.device_count(), "processes", jax.process_count(), "step", i
 MESHES = """
 import functools, sys, numpy as np, jax
 from tests.train_helpers import tiny_config, toy_samples
-from hand_jax import train as tr, train_eval, train_loop
+from hand_jax.train import evaluation as train_eval
+from hand_jax.train import loop as train_loop
+from hand_jax.train import step as tr
 assert jax.device_count() == 8
 # No silhouette here (compile time): the slow two-process test runs it across processes.
 config = tiny_config(**{"train.e2d_steps": 0, "train.e3d_steps": 0, "optim.schedule": "constant",

@@ -9,8 +9,9 @@ it (the numbers are in the assertions' comments).
 import numpy as np
 import pytest
 
-from hand_jax import mano, predict, train_loop
+from hand_jax import mano, predict
 from hand_jax.data import crop, synthetic_gen
+from hand_jax.train import loop as train_loop
 from tests.train_helpers import tiny_config
 
 

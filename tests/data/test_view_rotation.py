@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hand_jax import train as tr
-from hand_jax import train_eval
 from hand_jax.data import crop
+from hand_jax.train import evaluation as train_eval
+from hand_jax.train import step as tr
 
 S = 64
 
@@ -99,7 +99,7 @@ def test_rotated_points_fit_an_off_centre_crop_by_weak_perspective(seed):
 
 
 # The 3D target of the loss (hand_jax.train) and the prediction back in the crop camera frame
-# (hand_jax.train_eval.run_predictions), as written there.
+# (hand_jax.train.evaluation.run_predictions), as written there.
 _TO_VIEW = "bij,bkj->bki"
 _TO_CAMERA = "nji,nkj->nki"
 

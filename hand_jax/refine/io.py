@@ -23,7 +23,7 @@ import numpy as np
 
 from hand_jax import mano
 from hand_jax.params import HandParams, default_params, default_perspective_params
-from hand_jax.refine import Evidence, render_evidence
+from hand_jax.refine.energy import Evidence, render_evidence
 
 PARAM_KEYS = HandParams._fields
 

@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
-from hand_jax import train as tr
 from hand_jax.data import pipeline
 from hand_jax.eval import metrics
 from hand_jax.models import dhpe
+from hand_jax.train import step as tr
 
 
 def hard_argmax(heatmaps, stride: int):

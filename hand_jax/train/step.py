@@ -13,7 +13,7 @@ replicated over the mesh.
 
 Frames: a weak-perspective prediction sees the hand along the crop's line of sight, so the 3D
 targets are rotated into the view frame (``view_rotation @ X``) before the 3D loss; predictions
-are rotated back for reporting (``hand_jax.train_eval.run_predictions``).
+are rotated back for reporting (``hand_jax.train.evaluation.run_predictions``).
 
 Silhouette target: the rendered silhouette is amodal (occluders are not rendered). Where the
 source has the amodal mask the loss is the MSE against it; where only the visible mask exists an

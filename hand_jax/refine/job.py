@@ -16,8 +16,11 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from hand_jax import mano, mesh_io, refine, refine_io, refine_viz
+from hand_jax import mano, mesh_io
 from hand_jax.params import default_params, default_perspective_params
+from hand_jax.refine import energy as refine
+from hand_jax.refine import io as refine_io
+from hand_jax.refine import viz as refine_viz
 
 
 def _prepare_out_dir(out_dir, overwrite):

@@ -26,11 +26,12 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from hand_jax import checkpoint, data, mano, optimizer, params, train_config
-from hand_jax import train as tr
-from hand_jax import train_eval as te
+from hand_jax import checkpoint, data, mano, optimizer, params
 from hand_jax.data import pipeline
 from hand_jax.models import dhpe
+from hand_jax.train import config as train_config
+from hand_jax.train import evaluation as te
+from hand_jax.train import step as tr
 
 
 class BatchIterator:
