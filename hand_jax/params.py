@@ -210,3 +210,50 @@ def default_perspective_params(
     centre = jnp.array([image_size / 2.0, image_size / 2.0])
     xy = (centre - K[:2, 2]) * depth / jnp.diagonal(K)[:2] - 0.5 * (lo + hi)
     return weak._replace(cam=jnp.concatenate([xy, depth[None]]).astype(weak.cam.dtype))
+
+
+# Step units of the parameter groups (RMS keypoint motion per unit on a 64 px crop, mean hand,
+# measured from the Jacobian): a quaternion unit moves ~27 px, a radian of articulation ~2 px, a
+# beta ~1 px, a unit of log-scale ~15 px, a unit of ndc shift 32 px. Scaled by these, one unit of
+# every group moves the keypoints ~1.5-3 px (the regressor's space, ``hand_jax.models.dhpe``, and
+# the refinement's preconditioned space, ``precondition``).
+ROT_UNIT, POSE_UNIT, BETA_UNIT, LOG_SCALE_UNIT, SHIFT_UNIT = 0.1, 1.0, 1.0, 0.1, 0.1
+
+
+def zeros_like(params: HandParams) -> HandParams:
+    """Return the origin of the preconditioned space (``precondition``) for ``params``."""
+    return HandParams(*(jnp.zeros_like(x) for x in params))
+
+
+def precondition(init: HandParams, z: HandParams, *, image_size, K=None) -> HandParams:
+    """Map a step z (in normalised units) from ``init`` to parameters: init + units * z.
+
+    Every group moves the keypoints by a comparable number of pixels per unit (``ROT_UNIT`` ...):
+    the rotation, articulation and shape add ``unit * z``; the camera moves in crop units. Weak
+    perspective: ``s = s0 exp(LOG_SCALE_UNIT z_s)`` and the wrist's ndc position
+    ``s t = s0 t0 + SHIFT_UNIT z_t``. Perspective (``K`` given, ``cam`` the wrist's translation):
+    depth ``Z = Z0 exp(LOG_SCALE_UNIT z_z)`` and the wrist's normalised image position
+    ``(X, Y) / Z = (X0, Y0) / Z0 + SHIFT_UNIT (S / 2) / (fx, fy) z_xy`` (the same pixels per
+    unit as the weak-perspective shift). ``z = 0`` gives ``init`` exactly.
+
+    Args:
+      init: ``HandParams`` of one example.
+      z: a ``HandParams``-shaped step.
+      image_size: crop side S, pixels.
+      K: None (weak perspective) or [3, 3] intrinsics.
+    """
+    rot = init.global_rot + ROT_UNIT * z.global_rot
+    pose = init.pose + POSE_UNIT * z.pose
+    betas = init.betas + BETA_UNIT * z.betas
+    if K is None:
+        s0 = init.cam[0]
+        s = s0 * jnp.exp(LOG_SCALE_UNIT * z.cam[0])
+        shift = s0 * init.cam[1:] + SHIFT_UNIT * z.cam[1:]
+        cam = jnp.concatenate([s[None], shift / s])
+    else:
+        depth0 = init.cam[2]
+        depth = depth0 * jnp.exp(LOG_SCALE_UNIT * z.cam[2])
+        per_unit = SHIFT_UNIT * 0.5 * image_size / jnp.diagonal(K)[:2]
+        xy = (init.cam[:2] / depth0 + per_unit * z.cam[:2]) * depth
+        cam = jnp.concatenate([xy, depth[None]])
+    return HandParams(rot, pose, betas, cam)

@@ -16,7 +16,9 @@ from hand_jax import mano
 from hand_jax.refine import io as refine_io
 from hand_jax.refine import job as refine_job
 
-_CONFIG = config_flags.DEFINE_config_file("config", "launch/configs/refine.py", "Refine config.")
+_CONFIG = config_flags.DEFINE_config_file(  # resolved against this package, not the cwd
+    "config", os.path.join(os.path.dirname(__file__), "configs", "refine.py"), "Refine config."
+)
 _INPUT = flags.DEFINE_string("input", None, "Evidence npz, or 'synthetic'.", required=True)
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Output directory.", required=True)
 _MANO_PATH = flags.DEFINE_string("mano_path", None, "MANO pkl/npz; default: embedded hand.")
@@ -47,7 +49,7 @@ def main(argv):
         input_path=input_path, out_dir=out_dir, model=model,
         num_steps=config.num_steps, learning_rate=config.learning_rate,
         weights=config.weights.to_dict(), sigma=config.sigma, batch_size=config.batch_size,
-        num_animations=config.num_animations,
+        num_animations=config.num_animations, precondition=config.precondition,
         overwrite=True,  # emptiness was checked above
     )  # fmt: skip
     logging.info("refinement summary: %s", summary)

@@ -26,7 +26,7 @@ def problems(model):
 
 
 @functools.cache
-def _refine_fn(num_steps, lr=2e-2):
+def _refine_fn(num_steps, lr=0.1):
     return refine.make_refine_fn(
         mano.load_model(), num_steps=num_steps, image_size=SIZE, optimizer=optax.adam(lr)
     )
@@ -148,7 +148,7 @@ def test_perspective_variant_round_trip(model):
     kp_cam = np.asarray(kp_cam) + np.asarray(p0.cam)
     uv = kp_cam[:, :2] / kp_cam[:, 2:] * f + SIZE / 2
     np.testing.assert_allclose(evidence.keypoints_2d[0], uv, atol=1e-3)
-    out = refine.make_refine_fn(model, num_steps=150, image_size=SIZE, optimizer=optax.adam(2e-2))(
+    out = refine.make_refine_fn(model, num_steps=150, image_size=SIZE, optimizer=optax.adam(0.1))(
         init, evidence
     )
     before, after = _kp_error(model, init, evidence), _kp_error(model, out.best_params, evidence)

@@ -29,10 +29,14 @@ from hand_jax.models.resnet import ResNet
 
 ROT_DIMS = {"quat": 4, "6d": 6}
 POSE_DIM = 45
-# Units of the regressor's steps per group of h, chosen from the Jacobian of the mean hand's
-# 2D keypoints on a 64 px crop (RMS pixels per unit of h): quaternion ~27 px, pose ~2 px,
-# betas ~1 px, log-scale ~15 px, ndc translation 32 px. Scaled, one unit moves ~1.5-3 px.
-ROT_SCALE, POSE_SCALE, BETA_SCALE, LOG_SCALE_SCALE, SHIFT_SCALE = 0.1, 1.0, 1.0, 0.1, 0.1
+# Units of the regressor's steps per group of h (``hand_jax.params``: one unit of every group
+# moves the mean hand's keypoints ~1.5-3 px on a 64 px crop).
+ROT_SCALE, POSE_SCALE, BETA_SCALE = (
+    hand_params.ROT_UNIT,
+    hand_params.POSE_UNIT,
+    hand_params.BETA_UNIT,
+)
+LOG_SCALE_SCALE, SHIFT_SCALE = hand_params.LOG_SCALE_UNIT, hand_params.SHIFT_UNIT
 
 
 def h_dim(*, rot_repr: str, num_betas: int) -> int:

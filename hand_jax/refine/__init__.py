@@ -10,14 +10,14 @@ from hand_jax.refine.energy import (
     DEFAULT_WEIGHTS,
     Evidence,
     HandParams,
-    RefineOutput,
     default_params,
     energy_terms,
+    evidence_is_usable,
     forward,
-    make_refine_fn,
     render_evidence,
     silhouette_and_keypoints,
 )
+from hand_jax.refine.optimize import RefineOutput, make_refine_fn, refine_batch
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -26,8 +26,10 @@ __all__ = [
     "RefineOutput",
     "default_params",
     "energy_terms",
+    "evidence_is_usable",
     "forward",
     "make_refine_fn",
+    "refine_batch",
     "render_evidence",
     "silhouette_and_keypoints",
 ]

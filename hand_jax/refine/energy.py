@@ -1,43 +1,40 @@
-"""Iterative test-time refinement of hand parameters against 2D evidence (the paper's Sec. 3).
+"""The energy of test-time refinement (the paper's Sec. 3) and its evidence.
 
 Given an initial estimate h0 (``HandParams``) and evidence (2D keypoints with confidences and a
-foreground probability map, both in crop pixels), gradient descent on h alone minimises
+foreground probability map), refinement minimises over h alone
 
     E(h) = w_kp * sum_k c_k |kp2d_k(h) - j2D_k|^2 / S^2             (keypoint reprojection)
          + mu * mean_p d(A_p(h), F_p)                                (silhouette, L2 or BCE)
          + w_shape * |betas|^2 + w_pose * |pose - hands_mean|^2      (priors)
          + w_prox * |h - h0|^2                                       (proximity to the estimate)
 
-where S is the crop side in pixels (so weights do not depend on the crop size), A(h) the soft
-silhouette of the posed mesh and F the foreground evidence. Each example runs its own Optax loop
-inside ``jax.lax.scan``; the public function is ``jax.jit(jax.vmap(...))`` over a leading batch
-axis, so samples never share optimiser state.
+where S is the crop side in pixels (so weights do not depend on the crop size), c_k the
+keypoint's confidence (the heatmap peak for network evidence: an unsure keypoint pulls less, a
+zero-confidence one not at all), A(h) the soft silhouette of the posed mesh rendered at the
+evidence mask's resolution (the mask may be coarser than the crop) and F the foreground evidence.
+The optimiser (``hand_jax.refine.optimize``) measures the proximity in its preconditioned units
+instead of raw parameters.
 
 Non-finite evidence (NaN/inf keypoints, confidences or mask pixels) is masked: such keypoints get
-zero confidence and such pixels zero weight. A non-finite gradient step is skipped, and the
-best-energy iterate is returned beside the last one, so a diverging run still yields its best.
+zero confidence and such pixels zero weight.
 """
 
-import functools
 from typing import NamedTuple
 
 import chex
-import jax
 import jax.numpy as jnp
-import numpy as np
-import optax
 
 from hand_jax import mano, render
 from hand_jax.params import HandParams, default_params, hand_forward, screen_hand
 
 __all__ = [
+    "DEFAULT_WEIGHTS",
     "Evidence",
     "HandParams",
-    "RefineOutput",
     "default_params",
     "energy_terms",
+    "evidence_is_usable",
     "forward",
-    "make_refine_fn",
     "render_evidence",
     "silhouette_and_keypoints",
 ]
@@ -51,7 +48,8 @@ class Evidence(NamedTuple):
     Attributes:
       keypoints_2d: [21, 2] crop pixels (u, v), canonical order.
       confidence: [21] per-keypoint confidence in [0, 1] (heatmap peak values).
-      mask: [H, W] foreground probability in [0, 1].
+      mask: [M, M] foreground probability in [0, 1]; M may differ from the crop side S (the
+        silhouette is rendered at M, the keypoints stay in crop pixels).
       K: None for the weak-perspective camera, or the crop's [3, 3] intrinsics for the
         perspective variant (then ``HandParams.cam`` is the wrist translation in metres).
     """
@@ -62,42 +60,32 @@ class Evidence(NamedTuple):
     K: chex.Array | None = None
 
 
-class RefineOutput(NamedTuple):
-    """Result of refining one example (leading [B] when batched).
-
-    Attributes:
-      params: the last iterate.
-      best_params: the iterate with the lowest energy.
-      losses: [T] energy of the iterate before each step.
-      best_loss: [] the lowest energy seen.
-    """
-
-    params: HandParams
-    best_params: HandParams
-    losses: chex.Array
-    best_loss: chex.Array
-
-
 def silhouette_and_keypoints(
     model: mano.HandModel, params: HandParams, *, image_size: int, sigma, K=None,
-    silhouette_fn=None,
+    silhouette_fn=None, mask_size: int | None = None,
 ):  # fmt: skip
     """Pose, project and rasterize one hand.
 
     Args:
       model: the hand model.
       params: ``HandParams`` of one example.
-      image_size: crop side in pixels (static).
-      sigma: silhouette blur, pixels^2.
+      image_size: crop side S in pixels (static).
+      sigma: silhouette blur, pixels^2 at the silhouette's resolution.
       K: None (weak perspective) or [3, 3] intrinsics (perspective variant).
       silhouette_fn: the rasterizer, ``render.soft_silhouette`` by default (same signature).
+      mask_size: silhouette side M in pixels (static; default S). Pixel coordinates scale by
+        M / S (pixel centres at integer + 0.5 on both grids).
 
     Returns:
-      verts [V, 3] metres (see ``params.screen_hand``), alpha [S, S], kp2d [21, 2] pixels.
+      verts [V, 3] metres (see ``params.screen_hand``), alpha [M, M], kp2d [21, 2] crop pixels.
     """
     verts, verts_px, kp2d = screen_hand(model, params, image_size=image_size, K=K)
+    mask_size = image_size if mask_size is None else mask_size
+    if mask_size != image_size:
+        factor = mask_size / image_size
+        verts_px = verts_px.at[:, :2].multiply(factor)
     alpha = (silhouette_fn or render.soft_silhouette)(
-        verts_px, model.faces, image_size=(image_size, image_size), sigma=sigma
+        verts_px, model.faces, image_size=(mask_size, mask_size), sigma=sigma
     )
     return verts, alpha, kp2d
 
@@ -170,7 +158,7 @@ def energy_terms(
       evidence: ``Evidence`` (non-finite entries are masked).
       init_params: the initial estimate, for the proximity term.
       image_size: crop side in pixels (static).
-      sigma: silhouette blur, pixels^2.
+      sigma: silhouette blur, pixels^2 at the evidence mask's resolution.
       silhouette_loss: ``"l2"`` or ``"bce"``.
       silhouette_fn: the rasterizer, ``render.soft_silhouette`` by default (same signature).
 
@@ -180,7 +168,7 @@ def energy_terms(
     kp, conf, mask, weight = _sanitize(evidence)
     _, alpha, kp2d = silhouette_and_keypoints(
         model, params, image_size=image_size, sigma=sigma, K=evidence.K,
-        silhouette_fn=silhouette_fn,
+        silhouette_fn=silhouette_fn, mask_size=evidence.mask.shape[-1],
     )  # fmt: skip
     kp_err = jnp.sum((kp2d - kp) ** 2, axis=-1) / float(image_size) ** 2
     pose_mean = model.hands_mean if params.pose.shape[-1] == 45 else 0.0
@@ -202,147 +190,9 @@ DEFAULT_WEIGHTS = {
 }
 
 
-def _where_tree(cond, new, old):
-    return jax.tree.map(lambda n, o: jnp.where(cond, n, o), new, old)
-
-
-def _all_finite(tree):
-    return functools.reduce(
-        jnp.logical_and, [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)], True
-    )
-
-
-def _refine_one(
-    model, init_params, evidence, *, num_steps, optimizer, energy_fn, return_trajectory
-):
-    """Run ``num_steps`` optimiser steps on one example inside ``lax.scan``."""
-    value_and_grad = jax.value_and_grad(lambda p: energy_fn(model, p, evidence, init_params))
-    inf = jnp.asarray(jnp.inf, init_params.cam.dtype)
-
-    def step(carry, _):
-        params, opt_state, best_params, best_loss = carry
-        loss, grads = value_and_grad(params)
-        ok = jnp.isfinite(loss) & _all_finite(grads)
-        better = ok & (loss < best_loss)
-        best_params = _where_tree(better, params, best_params)
-        best_loss = jnp.where(better, loss, best_loss)
-        updates, new_state = optimizer.update(grads, opt_state, params)
-        # A non-finite step is skipped rather than poisoning the iterate.
-        params = _where_tree(ok, optax.apply_updates(params, updates), params)
-        opt_state = _where_tree(ok, new_state, opt_state)
-        trace = (loss, params if return_trajectory else None)
-        return (params, opt_state, best_params, best_loss), trace
-
-    carry = (init_params, optimizer.init(init_params), init_params, inf)
-    (params, _, best_params, best_loss), (losses, trajectory) = jax.lax.scan(
-        step, carry, None, length=num_steps
-    )
-    final_loss = energy_fn(model, params, evidence, init_params)
-    better = jnp.isfinite(final_loss) & (final_loss < best_loss)
-    best_params = _where_tree(better, params, best_params)
-    best_loss = jnp.where(better, final_loss, best_loss)
-    out = RefineOutput(params, best_params, losses, best_loss)
-    return out, trajectory
-
-
-def _check_inputs(init_params: HandParams, evidence: Evidence, image_size: int):
-    """Validate batched shapes and reject non-finite initial parameters, naming the field."""
-    batch = evidence.keypoints_2d.shape[0] if evidence.keypoints_2d.ndim == 3 else None
-    if batch is None:
-        raise ValueError(
-            "evidence.keypoints_2d: expected a batch [B, 21, 2], got shape "
-            f"{evidence.keypoints_2d.shape} (refine_fn is batched: add a leading axis)"
-        )
-    chex.assert_shape(evidence.keypoints_2d, (batch, 21, 2))
-    chex.assert_shape(evidence.confidence, (batch, 21))
-    chex.assert_shape(evidence.mask, (batch, image_size, image_size))
-    if evidence.K is not None:
-        chex.assert_shape(evidence.K, (batch, 3, 3))
-    for name, value in init_params._asdict().items():
-        chex.assert_rank(value, 2)
-        if value.shape[0] != batch:
-            raise ValueError(
-                f"init_params.{name}: batch {value.shape[0]} != evidence batch {batch}"
-            )
-    bad = {
-        name: np.nonzero(~np.all(np.isfinite(np.asarray(value)), axis=-1))[0].tolist()
-        for name, value in init_params._asdict().items()
-    }
-    bad = {name: rows for name, rows in bad.items() if rows}
-    if bad:
-        raise ValueError(f"init_params: non-finite values at batch rows {bad}")
-
-
-def make_refine_fn(
-    model: mano.HandModel,
-    *,
-    num_steps: int,
-    image_size: int,
-    optimizer: optax.GradientTransformation | None = None,
-    sigma: float = 1.0,
-    silhouette_loss: str = "l2",
-    weights: dict | None = None,
-    mesh: jax.sharding.Mesh | None = None,
-    return_trajectory: bool = False,
-    silhouette_fn=None,
-):
-    """Build the jit-compiled batch refinement function.
-
-    Args:
-      model: the hand model (passed to the compiled function as an argument, not baked in).
-      num_steps: T, optimiser steps per example (static).
-      image_size: crop side S in pixels of the evidence (static).
-      optimizer: any Optax optimizer; default ``optax.adam(1e-2)``.
-      sigma: silhouette blur, pixels^2.
-      silhouette_loss: ``"l2"`` or ``"bce"``.
-      weights: energy weights; keys of ``DEFAULT_WEIGHTS`` (``silhouette`` is the paper's mu),
-        missing keys take the defaults, unknown keys are an error.
-      mesh: optional device mesh with a ``data`` axis: the batch is sharded over it.
-      return_trajectory: also return the [B, T] iterates (for animations).
-      silhouette_fn: the rasterizer (default ``render.soft_silhouette``; benchmarks swap in the
-        dense formulation).
-
-    Returns:
-      ``refine_fn(init_params, evidence) -> RefineOutput`` (or ``(RefineOutput, trajectory)``)
-      over a leading batch axis [B]; compiles once per (B, image_size, num_steps).
-    """
-    weights = dict(DEFAULT_WEIGHTS, **(weights or {}))
-    unknown = set(weights) - set(DEFAULT_WEIGHTS)
-    if unknown:
-        raise ValueError(
-            f"weights: unknown keys {sorted(unknown)}; expected {list(DEFAULT_WEIGHTS)}"
-        )
-    optimizer = optimizer if optimizer is not None else optax.adam(1e-2)
-
-    def energy_fn(model, params, evidence, init_params):
-        terms = energy_terms(
-            model, params, evidence, init_params,
-            image_size=image_size, sigma=sigma, silhouette_loss=silhouette_loss,
-            silhouette_fn=silhouette_fn,
-        )  # fmt: skip
-        return sum(weights[k] * terms[k] for k in DEFAULT_WEIGHTS)
-
-    one = functools.partial(
-        _refine_one,
-        num_steps=num_steps,
-        optimizer=optimizer,
-        energy_fn=energy_fn,
-        return_trajectory=return_trajectory,
-    )
-    batched = jax.vmap(one, in_axes=(None, 0, 0))
-    if mesh is None:
-        compiled = jax.jit(batched)
-    else:
-        rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-        data = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-        compiled = jax.jit(batched, in_shardings=(rep, data, data), out_shardings=data)
-
-    def refine_fn(init_params: HandParams, evidence: Evidence):
-        init_params = HandParams(*(jnp.asarray(x) for x in init_params))
-        evidence = Evidence(*(None if x is None else jnp.asarray(x) for x in evidence))
-        _check_inputs(init_params, evidence, image_size)
-        out, trajectory = compiled(model, init_params, evidence)
-        return (out, trajectory) if return_trajectory else out
-
-    refine_fn.compiled = compiled
-    return refine_fn
+def evidence_is_usable(evidence: Evidence):
+    """[] bool for one example: some keypoint has positive finite confidence, or the mask has a
+    finite pixel. Examples without usable evidence have nothing to refine against (their energy
+    is only the priors), which callers report instead of a spuriously perfect fit."""
+    _, conf, _, weight = _sanitize(evidence)
+    return (jnp.sum(conf) > 0) | (jnp.sum(weight) > 0)

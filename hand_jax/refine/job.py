@@ -16,9 +16,8 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from hand_jax import mano, mesh_io
+from hand_jax import mano, mesh_io, refine
 from hand_jax.params import default_params, default_perspective_params
-from hand_jax.refine import energy as refine
 from hand_jax.refine import io as refine_io
 from hand_jax.refine import viz as refine_viz
 
@@ -98,6 +97,7 @@ def run(
     batch_size: int,
     num_animations: int = 2,
     overwrite: bool = False,
+    precondition: bool = True,
 ):
     """Refine every example of an evidence file and write the outputs; return a summary dict."""
     evidence, init, images, ids = refine_io.load_evidence(input_path)
@@ -107,7 +107,7 @@ def run(
     _prepare_out_dir(out_dir, overwrite)
     refine_fn = refine.make_refine_fn(
         model, num_steps=num_steps, image_size=image_size, optimizer=optax.adam(learning_rate),
-        sigma=sigma, weights=weights, return_trajectory=True,
+        sigma=sigma, weights=weights, return_trajectory=True, precondition=precondition,
     )  # fmt: skip
     view = jax.jit(
         lambda m, p, K: refine.silhouette_and_keypoints(

@@ -7,7 +7,10 @@ def get_config():
     """Return the refinement config; every key is declared here."""
     c = ml_collections.ConfigDict()
     c.num_steps = 100  # Adam steps per example
-    c.learning_rate = 1e-2
+    # Adam step; with ``precondition`` in normalised units (one unit moves the keypoints a few
+    # pixels, hand_jax.refine.optimize), otherwise in raw parameters.
+    c.learning_rate = 0.1
+    c.precondition = True
     c.sigma = 1.0  # silhouette blur, pixels^2
     c.batch_size = 8  # examples per compiled call (the last batch is padded)
     c.num_animations = 2  # GIFs for the first examples
