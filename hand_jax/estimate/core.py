@@ -1,0 +1,216 @@
+"""From crops to refined hands: the network and test-time refinement as one compiled program.
+
+``make_estimate_fn`` returns ``estimate(images) -> Estimate`` over a batch of square crops. One
+jit-compiled program runs the network (fE2D and fE3D, inference mode), turns its outputs into
+refinement evidence and refines h against that evidence (``hand_jax.refine``: a preconditioned
+Optax loop in ``jax.lax.scan`` per example), exactly the paper's test time:
+
+- keypoints: fE2D's soft-argmax keypoints (crop pixels), weighted in the 2D term by their
+  confidences, the heatmap peaks in [0, 1] (``hand_jax.models.heads.soft_argmax``); keypoints
+  whose confidence is below ``confidence_floor`` get weight 0 (an unsure keypoint pulls little,
+  a rejected one not at all);
+- silhouette: fE2D's foreground probability F(x) (a quarter of the crop's resolution), resized
+  bilinearly to the silhouette resolution the model was trained with
+  (``config.loss.silhouette_size``), compared with the soft silhouette of the posed mesh.
+
+Frames: h, the vertices and the 3D keypoints are in the network's view frame (the camera looking
+through the crop centre; root-relative, metres; ``hand_jax.train.step``). For a photograph's
+centred crop that is the camera frame up to a small rotation; dataset evaluation rotates them
+back with the crop's ``view_rotation``.
+"""
+
+import functools
+from typing import Any, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+from hand_jax import predict, refine
+from hand_jax.models import dhpe
+from hand_jax.train import evaluation as te
+from hand_jax.train import step as tr
+
+DEFAULT_STEPS = 30
+DEFAULT_LEARNING_RATE = 0.05
+DEFAULT_WEIGHTS = {"keypoints": 1.0, "silhouette": 1.0, "proximity": 1e-3}
+
+
+class Estimate(NamedTuple):
+    """The estimate for a batch [B] of crops (``*_network``: fE3D's output before refinement).
+
+    Attributes:
+      h_network, h: [B, D] flat hand parameters (``hand_jax.models.dhpe``), view frame.
+      verts_network, verts: [B, V, 3] metres, root-relative, view frame.
+      keypoints_3d_network, keypoints_3d: [B, 21, 3] metres, root-relative, view frame.
+      keypoints_2d_network, keypoints_2d: [B, 21, 2] crop pixels (the mesh's reprojection).
+      evidence: ``refine.Evidence`` [B]: fE2D keypoints (crop pixels), their confidences and
+        weights' basis, the foreground probability at the silhouette resolution [B, M, M].
+      keypoints_2d_hard: [B, 21, 2] the heatmaps' hard argmax, crop pixels.
+      silhouette_network, silhouette: [B, M, M] soft silhouettes of the two meshes.
+      energy: [B, T] energy before each refinement step (T = ``refine_steps``).
+      energy_before, energy_after: [B] energy of the network's and the refined estimate.
+      usable: [B] bool, whether the example had any usable evidence to refine against.
+      trajectory: [B, T, D] h after each step (``return_trajectory``), else None.
+    """
+
+    h_network: chex.Array
+    h: chex.Array
+    verts_network: chex.Array
+    verts: chex.Array
+    keypoints_3d_network: chex.Array
+    keypoints_3d: chex.Array
+    keypoints_2d_network: chex.Array
+    keypoints_2d: chex.Array
+    evidence: refine.Evidence
+    keypoints_2d_hard: chex.Array
+    silhouette_network: chex.Array
+    silhouette: chex.Array
+    energy: chex.Array
+    energy_before: chex.Array
+    energy_after: chex.Array
+    usable: chex.Array
+    trajectory: Any = None
+
+
+class Network(NamedTuple):
+    """A restored estimator: the Flax module, its state, step constants and loss settings, its
+    input crop (side in pixels, margin around the hand) and the device mesh it lives on."""
+
+    module: Any
+    state: Any
+    consts: Any
+    settings: Any
+    image_size: int
+    crop_margin: float
+    mesh: Any
+
+
+def load_network(path: str | None = None, *, mano_path=None) -> Network:
+    """Restore a training run or exported model (None: the shipped model) as a ``Network``."""
+    config, state, consts, programs, mesh = predict.restore(path, mano_path=mano_path)
+    return Network(
+        programs.model, state, consts, programs.settings, int(config.data.image_size),
+        float(config.data.crop_margin), mesh,
+    )  # fmt: skip
+
+
+def network_evidence(outputs: dict, *, mask_size: int, confidence_floor: float = 0.0):
+    """Refinement evidence [B] from the network's outputs (``hand_jax.train.evaluation.predict``).
+
+    Args:
+      outputs: ``keypoints2d`` [B, 21, 2] crop pixels, ``confidence`` [B, 21] in [0, 1],
+        ``mask`` [B, h, w] foreground probability.
+      mask_size: the silhouette resolution M.
+      confidence_floor: keypoints with a lower confidence get weight 0.
+
+    Returns:
+      ``refine.Evidence`` with ``mask`` [B, M, M] in [0, 1] and the weak-perspective camera.
+    """
+    conf = jnp.clip(outputs["confidence"], 0.0, 1.0)
+    conf = jnp.where(conf >= confidence_floor, conf, 0.0)
+    mask = outputs["mask"]
+    shape = (mask.shape[0], mask_size, mask_size)
+    mask = jnp.clip(jax.image.resize(mask, shape, method="bilinear", antialias=True), 0.0, 1.0)
+    return refine.Evidence(outputs["keypoints2d"], conf, mask, None)
+
+
+def _estimate(state, consts, images, *, net: Network, refine_kw: dict, confidence_floor, trace):
+    """The compiled program: network, evidence, refinement, the refined mesh."""
+    settings = net.settings
+    size = images.shape[1]
+    out = te.predict(state, images, consts, model=net.module, settings=settings)
+    evidence = network_evidence(
+        out, mask_size=settings.silhouette_size, confidence_floor=confidence_floor
+    )
+    init = dhpe.to_hand_params(out["h"], rot_repr=settings.rot_repr, num_betas=settings.num_betas)
+    res, iterates = refine.refine_batch(
+        consts.hand_model, init, evidence, image_size=size, sigma=settings.silhouette_sigma,
+        **refine_kw,
+    )  # fmt: skip
+    h = dhpe.from_hand_params(res.best_params)
+    verts, kp3d, kp2d = jax.vmap(
+        lambda x: tr.project(consts, x, settings=settings, image_size=size)
+    )(h)
+    silhouette = jax.vmap(functools.partial(tr.silhouette, consts, settings=settings))(
+        verts, res.best_params.cam
+    )
+    return Estimate(
+        h_network=out["h"], h=h, verts_network=out["verts"], verts=verts,
+        keypoints_3d_network=out["kp3d"], keypoints_3d=kp3d,
+        keypoints_2d_network=out["kp2d"], keypoints_2d=kp2d, evidence=evidence,
+        keypoints_2d_hard=out["keypoints2d_hard"], silhouette_network=out["silhouette"],
+        silhouette=silhouette, energy=res.losses,
+        energy_before=res.init_loss, energy_after=res.best_loss,
+        usable=jax.vmap(refine.evidence_is_usable)(evidence),
+        trajectory=dhpe.from_hand_params(iterates) if trace else None,
+    )  # fmt: skip
+
+
+def make_estimate_fn(
+    network: Network | str | None = None,
+    *,
+    refine_steps: int = DEFAULT_STEPS,
+    learning_rate: float = DEFAULT_LEARNING_RATE,
+    weights: dict | None = None,
+    confidence_floor: float = 0.0,
+    silhouette_loss: str = "l2",
+    mesh: jax.sharding.Mesh | None = None,
+    return_trajectory: bool = False,
+    mano_path=None,
+):
+    """Build the jit-compiled batch estimation function.
+
+    Args:
+      network: a ``Network``, or a run / exported-model path for ``load_network`` (None: the
+        shipped model).
+      refine_steps: T, refinement steps per example (static); 0 gives the network alone.
+      learning_rate: Adam's step in the refinement's normalised units (``hand_jax.refine``).
+      weights: energy weights (``refine.DEFAULT_WEIGHTS`` keys); missing keys take
+        ``DEFAULT_WEIGHTS`` here, then the refinement's defaults.
+      confidence_floor: keypoints below this confidence do not pull the fit.
+      silhouette_loss: ``"l2"`` or ``"bce"``.
+      mesh: optional device mesh with a ``data`` axis: the batch is sharded over it, the
+        network's state replicated.
+      return_trajectory: keep h after every step (for animations).
+      mano_path: the hand model the network was trained with (when ``network`` is a path).
+
+    Returns:
+      ``estimate(images) -> Estimate`` for images [B, S, S, 3] (uint8, or float in [0, 1]) at
+      the network's input size S; compiles once per batch size. ``estimate.network`` is the
+      ``Network``.
+    """
+    if not isinstance(network, Network):
+        network = load_network(network, mano_path=mano_path)
+    if refine_steps < 0:
+        raise ValueError(f"refine_steps: expected >= 0, got {refine_steps}")
+    refine_kw = dict(
+        num_steps=int(refine_steps), optimizer=optax.adam(learning_rate),
+        silhouette_loss=silhouette_loss, weights=dict(DEFAULT_WEIGHTS, **(weights or {})),
+    )  # fmt: skip
+    refine.optimize.make_energy_fn(image_size=network.image_size, weights=refine_kw["weights"])
+    body = functools.partial(
+        _estimate, net=network, refine_kw=refine_kw, confidence_floor=float(confidence_floor),
+        trace=return_trajectory,
+    )  # fmt: skip
+    if mesh is None:
+        compiled = jax.jit(body)
+    else:
+        rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        data = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+        compiled = jax.jit(body, in_shardings=(rep, rep, data), out_shardings=data)
+
+    def estimate(images) -> Estimate:
+        images = jnp.asarray(images)
+        size = network.image_size
+        if images.ndim != 4 or images.shape[1:] != (size, size, 3):
+            raise ValueError(
+                f"images: expected [B, {size}, {size}, 3] crops (the network's input size), "
+                f"got shape {images.shape}"
+            )
+        return compiled(network.state, network.consts, images)
+
+    estimate.network = network
+    estimate.compiled = compiled
+    return estimate

@@ -1,0 +1,119 @@
+"""Score a dataset split with and without test-time refinement (the paper's "w/o refinement" row).
+
+One pass of the estimation function over the split's protocol crops (cropped as the run's
+training crops) yields both the network's and the refined hands; each is scored with the
+validation metrics (``hand_jax.train.evaluation.compute_metrics``: root-relative, Z&B and
+Procrustes 3D errors, 2D errors, mask IoU) and written as a predictions npz that
+``hand_jax.eval.evaluate`` scores under the benchmark protocols.
+"""
+
+import numpy as np
+
+from hand_jax import data
+from hand_jax.estimate import core
+from hand_jax.train import evaluation as te
+from hand_jax.train import step as tr
+
+VARIANTS = ("network", "refined")
+
+
+def _as_predict_fn(estimate):
+    """Adapt ``estimate(images)`` to ``run_predictions``' ``predict(state, images, consts)``."""
+
+    def predict_fn(_state, images, _consts):
+        e = estimate(images)
+        return {
+            "keypoints2d": e.evidence.keypoints_2d,
+            "keypoints2d_hard": e.keypoints_2d_hard,
+            "confidence": e.evidence.confidence,
+            "mask": e.evidence.mask,
+            "kp3d": e.keypoints_3d,
+            "verts": e.verts,
+            "kp2d": e.keypoints_2d,
+            "silhouette": e.silhouette,
+            "h": e.h,
+            "net_kp3d": e.keypoints_3d_network,
+            "net_verts": e.verts_network,
+            "net_kp2d": e.keypoints_2d_network,
+            "net_silhouette": e.silhouette_network,
+            "net_h": e.h_network,
+            "energy_before": e.energy_before,
+            "energy_after": e.energy_after,
+            "usable": e.usable,
+        }
+
+    return predict_fn
+
+
+def _split_variants(p: dict) -> dict:
+    """Two ``run_predictions``-style dicts (network, refined) from the merged outputs."""
+    shared = {k: v for k, v in p.items() if not k.startswith("net_")}
+    network = dict(shared)
+    for key in ("kp3d", "verts"):
+        # Back to the crop camera frame, as run_predictions does for the refined ones.
+        view = p[f"net_{key}"]
+        network[f"{key}_view"] = view
+        network[key] = np.einsum("nji,nkj->nki", p["gt_view_rotation"], view)
+    for key in ("kp2d", "silhouette", "h"):
+        network[key] = p[f"net_{key}"]
+    return {"network": network, "refined": shared}
+
+
+def predict_samples(estimate, samples, *, batch_size: int) -> dict:
+    """Run ``estimate`` over cropped samples; return ``{"network": p, "refined": p}``.
+
+    Each ``p`` is a ``run_predictions`` dict (numpy [N, ...], 3D in the crop camera frame, the
+    labels under ``gt_*``) plus ``energy_before``/``energy_after`` [N] and ``usable`` [N].
+    """
+    mesh = estimate.network.mesh
+    batch_size = -(-batch_size // mesh.size) * mesh.size
+    merged = te.run_predictions(
+        _as_predict_fn(estimate), None, samples, None, batch_size=batch_size,
+        sharding=tr.batch_sharding(mesh),
+    )  # fmt: skip
+    return _split_variants(merged)
+
+
+def root_relative_errors(p: dict) -> np.ndarray:
+    """[N] mean root-relative 3D keypoint error per example, mm (valid keypoints only)."""
+    valid = np.asarray(p["gt_keypoint_valid"], bool)
+    pred = p["kp3d"] - p["kp3d"][:, :1]
+    gt = p["gt_keypoints_3d"] - p["gt_keypoints_3d"][:, :1]
+    err = np.linalg.norm(pred - gt, axis=-1) * 1000.0
+    per_example = np.sum(np.where(valid, err, 0.0), axis=1) / np.maximum(valid.sum(1), 1)
+    return per_example
+
+
+def score(estimate, samples, *, batch_size: int, fraction: float = 0.1) -> dict:
+    """Validation metrics of both variants, the energies, and the worst ``fraction``.
+
+    Returns:
+      dict: ``network``/``refined``: ``compute_metrics`` dicts plus
+      ``worst_<pct>pct_root_rel_mm`` (mean root-relative error over the examples where the
+      network is worst, the same examples for both), ``mean_energy`` and
+      ``num_without_evidence``; ``predictions``: the two prediction dicts.
+    """
+    preds = predict_samples(estimate, samples, batch_size=batch_size)
+    net_err = root_relative_errors(preds["network"])
+    worst = np.argsort(net_err)[::-1][: max(1, int(round(fraction * len(net_err))))]
+    pct = int(round(100 * fraction))
+    out = {"predictions": preds}
+    for name in VARIANTS:
+        p = preds[name]
+        m = te.compute_metrics(p)
+        err = root_relative_errors(p)
+        m[f"worst_{pct}pct_root_rel_mm"] = float(np.mean(err[worst]))
+        m["mean_energy"] = float(
+            np.mean(p["energy_after" if name == "refined" else "energy_before"])
+        )
+        m["num_without_evidence"] = int(np.sum(~np.asarray(p["usable"], bool)))
+        out[name] = m
+    return out
+
+
+def load_protocol_crops(network: core.Network, *, dataset, data_dir, split, count: int = 0):
+    """The split's samples cropped as the network's training crops (the protocol crop)."""
+    samples = data.load_split(
+        dataset, data_dir, split, crop_size=network.image_size, crop_margin=network.crop_margin
+    )
+    return samples[:count] if count else samples

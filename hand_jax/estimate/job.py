@@ -1,0 +1,247 @@
+"""Photos in, meshes out: the ``launch.estimate`` job.
+
+For each image: read it (``photos.read_photo``), cut the square the network sees (a given hand
+box, or the largest centred square), mirror it for a left hand, estimate and refine
+(``core.make_estimate_fn``), and write into ``out_dir``:
+
+- ``overlays/<stem>.png``: input and crop | network evidence | network mesh | refined mesh;
+- ``meshes/<stem>.obj``: the refined mesh, metres, root-relative, camera-aligned frame (OpenCV
+  axes: +x right, +y down, +z away from the camera), mirrored back for a left hand;
+- ``animations/<stem>.gif`` for the first ``num_animations`` images: the refinement iterates;
+- ``estimates.npz`` and ``estimates.json``: per image the file (``image_file``), the crop
+  square (pixels), the side, 2D keypoints in the image's pixels (network evidence, network
+  mesh, refined mesh), 3D keypoints (metres, root-relative), the MANO parameters (global
+  rotation, 45 articulation axis-angles, betas, the crop's weak-perspective camera), energies;
+- ``contact_sheet.png`` (refined meshes) and ``summary.json`` (settings, timings, skipped files
+  with the reason).
+
+Stems are ``safe_stem(file name, index)`` (``hand_jax.outputs``): unique and inside ``out_dir``.
+An image that cannot be read is reported and skipped; the others are still processed. The
+folder is written as a temporary sibling and swapped in when the job finishes.
+"""
+
+import json
+import os
+import time
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from hand_jax import mesh_io, outputs
+from hand_jax.estimate import core, photos, viz
+from hand_jax.geometry import rotations
+from hand_jax.models import dhpe
+
+GIF_FRAMES = 16
+
+
+def _params(h: np.ndarray, settings, side: str) -> dict:
+    """MANO parameters of one example from flat h (mirrored to the left hand if asked)."""
+    p = dhpe.to_hand_params(np.asarray(h), rot_repr=settings.rot_repr, num_betas=settings.num_betas)
+    if settings.rot_repr == "quat":
+        matrix = rotations.quaternion_to_matrix(p.global_rot)
+    else:
+        matrix = rotations.rotation_6d_to_matrix(p.global_rot)
+    matrix, pose = np.asarray(matrix, np.float64), np.asarray(p.pose, np.float64)
+    if side == "left":
+        flip = np.diag([-1.0, 1.0, 1.0])
+        matrix, pose = flip @ matrix @ flip, photos.mirror_axis_angle(pose)
+    aa = np.asarray(rotations.matrix_to_axis_angle(matrix), np.float64)
+    return {
+        "global_rot_axis_angle": aa,
+        "global_rot_matrix": matrix,
+        "pose": pose,
+        "betas": np.asarray(p.betas, np.float64),
+        "cam": np.asarray(p.cam, np.float64),
+    }
+
+
+def _points(e, i, square, size, side):
+    """2D keypoints (image pixels) and 3D (metres) of example ``i``, mirrored back if left."""
+    out = {}
+    for name, kp in (
+        ("evidence", e.evidence.keypoints_2d), ("network", e.keypoints_2d_network),
+        ("refined", e.keypoints_2d),
+    ):  # fmt: skip
+        kp = np.asarray(kp[i], np.float64)
+        kp = photos.mirror_points_2d(kp, size=size) if side == "left" else kp
+        out[f"keypoints_2d_{name}"] = photos.to_image(kp, square, size=size)
+    for name, kp in (("network", e.keypoints_3d_network), ("refined", e.keypoints_3d)):
+        kp = np.asarray(kp[i], np.float64)
+        out[f"keypoints_3d_{name}"] = photos.mirror_points_3d(kp) if side == "left" else kp
+    return out
+
+
+def _pictures(e, i, item, faces, settings, *, animate: bool):
+    """(overlay image, refined panel, GIF frames or None) of example ``i``."""
+    cam = lambda h: dhpe.weak_perspective_cam(np.asarray(h)[-3:])  # noqa: E731
+    before = viz.mesh_on_crop(item["crop"], e.verts_network[i], faces, cam(e.h_network[i]))
+    after = viz.mesh_on_crop(item["crop"], e.verts[i], faces, cam(e.h[i]))
+    evidence = (e.evidence.keypoints_2d[i], e.evidence.confidence[i], e.evidence.mask[i])
+    title = (
+        f"{item['name']}  ({item['side']} hand; energy {float(e.energy_before[i]):.4f} -> "
+        f"{float(e.energy_after[i]):.4f})"
+    )
+    panel = viz.overlay(item["photo_view"], item["square_view"], item["crop"], evidence, before,
+                        after, title=title)  # fmt: skip
+    frames = None
+    if animate and e.trajectory is not None and e.trajectory.shape[1]:
+        steps = e.trajectory.shape[1]
+        picks = sorted(set(np.linspace(0, steps - 1, GIF_FRAMES).round().astype(int)))
+        frames = [before]
+        for t in picks:
+            h = np.asarray(e.trajectory[i, t])
+            verts = item["project"](h)
+            frames.append(viz.mesh_on_crop(item["crop"], verts, faces, cam(h)))
+    return panel, after, frames
+
+
+def _read(paths, box, margin, size, side):
+    """Read and crop every image; return (items, skipped {path: reason})."""
+    items, skipped = [], {}
+    for index, path in enumerate(paths):
+        try:
+            photo = photos.read_photo(path)
+        except photos.PhotoError as err:
+            skipped[path] = str(err)
+            continue
+        square = photos.photo_box(photo.shape, box, margin=margin)
+        mirror = side == "left"
+        crop = photos.crop_photo(photo, square, size=size, mirror=mirror)
+        # What the panels show: the photo as the network saw it (mirrored for a left hand).
+        view = photo[:, ::-1] if mirror else photo
+        u0, v0, s = square
+        square_view = (photo.shape[1] - u0 - s, v0, s) if mirror else square
+        name = os.path.basename(path)
+        stem = outputs.safe_stem(os.path.splitext(name)[0], index)
+        items.append({
+            "index": index, "path": path, "name": name, "stem": stem,
+            "photo_view": view, "square": square, "square_view": square_view, "crop": crop,
+            "side": side,
+        })  # fmt: skip
+    return items, skipped
+
+
+def _check_args(paths, side, batch_size, num_animations):
+    if not paths:
+        raise ValueError("images: no input files (check the path or glob)")
+    if side not in ("right", "left"):
+        raise ValueError(f"side: expected 'right' or 'left', got {side!r}")
+    if batch_size < 1 or num_animations < 0:
+        raise ValueError(f"batch_size >= 1 and num_animations >= 0, got {batch_size}, "
+                         f"{num_animations}")  # fmt: skip
+
+
+def _write_example(out_dir, e, i, item, faces, settings, *, animate):
+    panel, after, frames = _pictures(e, i, item, faces, settings, animate=animate)
+    viz.save_png(os.path.join(out_dir, "overlays", item["stem"] + ".png"), panel)
+    verts = np.asarray(e.verts[i], np.float64)
+    obj_faces = np.asarray(faces)
+    if item["side"] == "left":  # a reflection turns the winding: flip it back
+        verts, obj_faces = photos.mirror_points_3d(verts), obj_faces[:, ::-1]
+    mesh_io.write_obj(os.path.join(out_dir, "meshes", item["stem"] + ".obj"), verts, obj_faces)
+    if frames is not None:
+        viz.save_gif(os.path.join(out_dir, "animations", item["stem"] + ".gif"), frames)
+    return after
+
+
+def _record(e, i, item, settings, size):
+    rec = {"image_file": item["path"], "stem": item["stem"], "side": item["side"],
+           "crop_square": np.asarray(item["square"], np.float64)}  # fmt: skip
+    rec.update(_points(e, i, item["square"], size, item["side"]))
+    rec.update(_params(e.h[i], settings, item["side"]))
+    rec.update(
+        {f"network_{k}": v for k, v in _params(e.h_network[i], settings, item["side"]).items()}
+    )
+    rec["energy_before"], rec["energy_after"] = float(e.energy_before[i]), float(e.energy_after[i])
+    rec["has_evidence"] = bool(e.usable[i])
+    return rec
+
+
+def _save_records(out_dir, records):
+    arrays = {}
+    for key in records[0]:
+        values = [r[key] for r in records]
+        arrays[key] = np.asarray(values, dtype=str if isinstance(values[0], str) else None)
+    np.savez_compressed(os.path.join(out_dir, "estimates.npz"), **arrays)
+    as_json = [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items()}
+               for r in records]  # fmt: skip
+    with open(os.path.join(out_dir, "estimates.json"), "w") as f:
+        json.dump(as_json, f, indent=1)
+
+
+def run(
+    *, paths, out_dir: str, checkpoint: str | None = None, box=None, side: str = "right",
+    refine_steps: int = core.DEFAULT_STEPS, mano_path=None, batch_size: int = 8,
+    num_animations: int = 2, overwrite: bool = False, progress: bool = True,
+) -> dict:  # fmt: skip
+    """Estimate a hand mesh in every image of ``paths``; write ``out_dir`` (module docstring).
+
+    Args:
+      paths: image files.
+      out_dir: output folder (refused if non-empty unless ``overwrite``).
+      checkpoint: run or exported model (None: the shipped model).
+      box: (x, y, w, h) pixels, the hand's box in every image; None: the centred square.
+      side: ``"right"`` or ``"left"``.
+      refine_steps: refinement steps (0: the network alone).
+      mano_path: the hand model the network was trained with (None: embedded default hand).
+      batch_size: images per compiled call (the last batch is padded).
+      num_animations: GIFs for the first images.
+      overwrite: replace a non-empty ``out_dir``.
+      progress: show a progress bar.
+
+    Returns:
+      the summary written to ``summary.json``.
+    """
+    _check_args(paths, side, batch_size, num_animations)
+    outputs.check_out_dir(out_dir, overwrite=overwrite)
+    start = time.time()
+    estimate = core.make_estimate_fn(
+        checkpoint, refine_steps=refine_steps, return_trajectory=num_animations > 0,
+        mano_path=mano_path,
+    )  # fmt: skip
+    net = estimate.network
+    size, faces = net.image_size, np.asarray(net.consts.hand_model.faces)
+    project = jax.jit(lambda h: core.tr.project(net.consts, h, settings=net.settings,
+                                                image_size=size)[0])  # fmt: skip
+    items, skipped = _read(paths, box, net.crop_margin, size, side)
+    for reason in skipped.values():
+        print(f"skipped {reason}", flush=True)
+    records, panels = [], []
+    with outputs.staged_dir(out_dir, overwrite=overwrite) as tmp:
+        for sub in ("overlays", "meshes", "animations"):
+            os.makedirs(os.path.join(tmp, sub))
+        bar = tqdm(total=len(items), desc="estimate", unit="image", disable=not progress)
+        for lo in range(0, len(items), batch_size):
+            chunk = items[lo : lo + batch_size]
+            crops = np.stack([it["crop"] for it in chunk])
+            pad = np.repeat(crops[-1:], batch_size - len(chunk), axis=0)
+            e = jax.device_get(estimate(np.concatenate([crops, pad])))
+            for i, item in enumerate(chunk):
+                item["project"] = project
+                animate = len(records) < num_animations
+                panels.append(_write_example(tmp, e, i, item, faces, net.settings,
+                                             animate=animate))  # fmt: skip
+                records.append(_record(e, i, item, net.settings, size))
+                bar.update(1)
+        bar.close()
+        if records:
+            _save_records(tmp, records)
+            sheet = viz.contact_sheet(panels[:24], [it["name"] for it in items[:24]])
+            viz.save_png(os.path.join(tmp, "contact_sheet.png"), sheet)
+        summary = {
+            "num_images": len(records), "skipped": skipped, "side": side,
+            "crop": "given box enlarged by the training margin" if box else
+                    "largest centred square of each image",
+            "box": list(box) if box else None, "refine_steps": refine_steps,
+            "checkpoint": checkpoint or "shipped model", "network_input_px": size,
+            "wall_s": round(time.time() - start, 2),
+            "mean_energy_before": float(np.mean([r["energy_before"] for r in records]))
+            if records else None,
+            "mean_energy_after": float(np.mean([r["energy_after"] for r in records]))
+            if records else None,
+        }  # fmt: skip
+        with open(os.path.join(tmp, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=1)
+    return summary

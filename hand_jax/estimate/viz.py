@@ -1,0 +1,115 @@
+"""Pictures of an estimate: overlay panels (PNG), refinement animations (GIF), contact sheets.
+
+The mesh is drawn with the hard renderer (``hand_jax.render.render_mesh``, shaded skin over the
+crop). The network's camera is weak perspective; it is drawn as a pinhole camera far away
+(``FAR`` metres) whose focal length reproduces the weak-perspective scale, so the silhouette
+matches the estimate to well under a pixel.
+"""
+
+import functools
+
+import imageio.v3 as iio
+import jax
+import jax.numpy as jnp
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from hand_jax.refine.viz import BONES, figure_to_array  # noqa: E402
+from hand_jax.render import render_mesh  # noqa: E402
+
+FAR = 20.0  # metres: the pinhole distance that stands in for weak perspective
+SKIN = (0.86, 0.68, 0.58)
+DISPLAY = 256  # pixels of each panel's crop
+
+
+@functools.partial(jax.jit, static_argnames=("size",))
+def _render(verts, faces, cam, *, size: int):
+    """Shade root-relative vertices [V, 3] seen by weak-perspective ``cam`` (s, tx, ty)."""
+    s, t = cam[0], cam[0] * cam[1:]
+    f = s * FAR * size / 2.0
+    centre = (t + 1.0) * size / 2.0
+    K = jnp.array([[f, 0.0, centre[0]], [0.0, f, centre[1]], [0.0, 0.0, 1.0]])
+    colours = jnp.broadcast_to(jnp.asarray(SKIN, jnp.float32), verts.shape)
+    out = render_mesh(
+        verts + jnp.array([0.0, 0.0, FAR]), faces, colours, K=K, image_size=size,
+        light_dir=(-0.3, -0.5, -1.0), ambient=0.4, diffuse=0.6, background=0.0,
+    )  # fmt: skip
+    return out.rgb, out.mask
+
+
+def mesh_on_crop(crop, verts, faces, cam, *, size: int = DISPLAY, opacity: float = 0.75):
+    """The crop [S, S, 3] uint8 upsampled to ``size`` with the shaded mesh blended over it."""
+    rgb, mask = _render(jnp.asarray(verts), jnp.asarray(faces), jnp.asarray(cam), size=size)
+    rgb, mask = np.asarray(rgb), np.asarray(mask, np.float32)[..., None] * opacity
+    reps = size // crop.shape[0]
+    background = np.repeat(np.repeat(crop, reps, 0), reps, 1).astype(np.float32) / 255.0
+    return np.clip(background * (1 - mask) + rgb * mask, 0, 1)
+
+
+def _skeleton(ax, kp, colour, confidence=None):
+    for a, b in BONES:
+        ax.plot(kp[[a, b], 0], kp[[a, b], 1], color=colour, linewidth=1.0)
+    colours = colour if confidence is None else plt.cm.viridis(np.clip(confidence, 0, 1))
+    ax.scatter(kp[:, 0], kp[:, 1], s=10, c=colours, zorder=3)
+
+
+def overlay(photo, square, crop, evidence, before, after, *, title: str = "") -> np.ndarray:
+    """Four panels as [H, W, 3] uint8: photo with the crop square | 2D evidence (keypoints
+    coloured by confidence, viridis; foreground probability tinted) | mesh before refinement |
+    mesh after.
+
+    Args:
+      photo: [H, W, 3] uint8; square: (u0, v0, side) pixels; crop: [S, S, 3] uint8 (as seen).
+      evidence: (keypoints [21, 2] crop px, confidence [21], mask [M, M]).
+      before, after: [D, D, 3] float images from ``mesh_on_crop``.
+    """
+    size = crop.shape[0]
+    fig, axes = plt.subplots(1, 4, figsize=(12, 3.3), dpi=90)
+    axes[0].imshow(photo)
+    u0, v0, side = square
+    axes[0].add_patch(plt.Rectangle((u0, v0), side, side, fill=False, color="#ffdc00", lw=1.5))
+    kp, conf, mask = evidence
+    axes[1].imshow(crop, extent=(0, size, size, 0))
+    tint = np.zeros(mask.shape + (4,), np.float32)
+    tint[..., 0], tint[..., 3] = 1.0, 0.45 * np.asarray(mask)
+    axes[1].imshow(tint, extent=(0, size, size, 0))
+    _skeleton(axes[1], np.asarray(kp), "#ffffff", confidence=np.asarray(conf))
+    axes[2].imshow(before)
+    axes[3].imshow(after)
+    names = ("input and crop", "network evidence", "network mesh", "refined mesh")
+    for ax, name in zip(axes, names, strict=True):
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return figure_to_array(fig)
+
+
+def save_png(path: str, image: np.ndarray) -> None:
+    """Write an RGB image (uint8, or float in [0, 1]) as PNG."""
+    if image.dtype != np.uint8:
+        image = np.clip(np.asarray(image) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    iio.imwrite(path, image)
+
+
+def save_gif(path: str, frames, *, duration_ms: int = 90) -> None:
+    """Write [D, D, 3] float frames as a looping GIF (the last frame held longer)."""
+    frames = [np.clip(f * 255.0 + 0.5, 0, 255).astype(np.uint8) for f in frames]
+    frames += [frames[-1]] * 5
+    iio.imwrite(path, np.stack(frames), duration=duration_ms, loop=0)
+
+
+def contact_sheet(images, names, *, columns: int = 4) -> np.ndarray:
+    """Arrange [D, D, 3] float images with captions into one uint8 picture."""
+    rows = max(1, -(-len(images) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), dpi=90)
+    for ax in np.ravel(axes):
+        ax.axis("off")
+    for ax, image, name in zip(np.ravel(axes), images, names, strict=False):
+        ax.imshow(np.clip(np.asarray(image), 0, 1))
+        ax.set_title(name[:28], fontsize=8)
+    fig.tight_layout()
+    return figure_to_array(fig)

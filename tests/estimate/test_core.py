@@ -1,0 +1,154 @@
+"""The estimation function: network + refinement on the network's own evidence, one program.
+
+A tiny untrained network (``tests.train_helpers.tiny_config``) is enough: every property here
+holds for any weights (refinement lowers the energy of its own evidence; zero steps is the
+network; batching, compilation and sharding do not change the numbers).
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hand_jax import estimate, refine
+from hand_jax.models import dhpe
+from hand_jax.train import evaluation as te
+from hand_jax.train import loop as train_loop
+from tests.train_helpers import tiny_config, toy_samples
+
+
+def tiny_network(seed: int = 0) -> estimate.Network:
+    config = tiny_config()
+    mesh, consts, programs = train_loop.build(config)
+    state = programs.init(jax.random.key(seed), h_init=consts.h_init)
+    return estimate.Network(
+        programs.model, state, consts, programs.settings, config.data.image_size,
+        config.data.crop_margin, mesh,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def net():
+    return tiny_network()
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.stack([s["image"] for s in toy_samples(4, seed=3)])
+
+
+def test_zero_steps_is_the_network(net, images):
+    e = estimate.make_estimate_fn(net, refine_steps=0)(images)
+    p = te.predict(net.state, jnp.asarray(images), net.consts, model=net.module,
+                   settings=net.settings)  # fmt: skip
+    np.testing.assert_allclose(e.h, p["h"], atol=1e-6)
+    np.testing.assert_allclose(e.h_network, p["h"], atol=1e-6)
+    np.testing.assert_allclose(e.keypoints_3d, p["kp3d"], atol=1e-6)
+    np.testing.assert_allclose(e.verts, p["verts"], atol=1e-6)
+    np.testing.assert_allclose(e.energy_before, e.energy_after)
+    assert e.energy.shape == (4, 0)
+
+
+def test_refinement_lowers_every_energy(net, images):
+    e = estimate.make_estimate_fn(net, refine_steps=15)(images)
+    assert np.all(np.asarray(e.usable))
+    assert np.all(np.asarray(e.energy_after) < np.asarray(e.energy_before)), (
+        e.energy_before, e.energy_after,
+    )  # fmt: skip
+    # The energy before is that of the network's estimate: the first entry of the trace.
+    np.testing.assert_allclose(e.energy[:, 0], e.energy_before, rtol=1e-5)
+    # The refined h is a different hand whose reprojection is what the Estimate reports.
+    assert float(jnp.abs(e.h - e.h_network).max()) > 1e-3
+    p = dhpe.to_hand_params(e.h, rot_repr=net.settings.rot_repr, num_betas=net.settings.num_betas)
+    kp2d = jax.vmap(lambda q: refine.forward(net.consts.hand_model, q, image_size=32)[2])(p)
+    np.testing.assert_allclose(kp2d, e.keypoints_2d, atol=1e-3)
+
+
+def test_evidence_resolution_and_confidences(net, images):
+    e = estimate.make_estimate_fn(net, refine_steps=0, confidence_floor=0.5)(images)
+    m = net.settings.silhouette_size
+    assert e.evidence.mask.shape == (4, m, m)
+    assert float(e.evidence.mask.min()) >= 0.0 and float(e.evidence.mask.max()) <= 1.0
+    conf = np.asarray(e.evidence.confidence)
+    assert conf.min() >= 0.0 and conf.max() <= 1.0
+    # Against the network's own outputs: resized mask by a plain bilinear reference at an
+    # exact 2x upsampling of a constant map is the constant; the floor zeroes low confidences.
+    p = te.predict(net.state, jnp.asarray(images), net.consts, model=net.module,
+                   settings=net.settings)  # fmt: skip
+    raw = np.asarray(p["confidence"])
+    np.testing.assert_allclose(conf, np.where(raw >= 0.5, raw, 0.0), atol=1e-6)
+    np.testing.assert_allclose(e.evidence.keypoints_2d, p["keypoints2d"], atol=1e-4)
+
+
+def test_network_evidence_resizes_the_mask_bilinearly():
+    mask = np.zeros((1, 4, 4), np.float32)
+    mask[0, :, 2:] = 1.0  # right half
+    out = {"keypoints2d": jnp.zeros((1, 21, 2)), "confidence": jnp.full((1, 21), 1.5),
+           "mask": jnp.asarray(mask)}  # fmt: skip
+    ev = estimate.network_evidence(out, mask_size=8)
+    got = np.asarray(ev.mask[0])
+    # Exact 2x: the left two columns and right two columns of 8 stay 0 and 1; the two
+    # columns beside the edge interpolate to 1/4 and 3/4 (pixel centres at + 0.5).
+    np.testing.assert_allclose(got[:, :3], 0.0, atol=1e-6)
+    np.testing.assert_allclose(got[:, 3], 0.25, atol=1e-6)
+    np.testing.assert_allclose(got[:, 4], 0.75, atol=1e-6)
+    np.testing.assert_allclose(got[:, 5:], 1.0, atol=1e-6)
+    np.testing.assert_allclose(ev.confidence, 1.0)  # clipped to [0, 1]
+
+
+def test_batched_equals_one_by_one_and_compiles_once(net, images):
+    fn = estimate.make_estimate_fn(net, refine_steps=5)
+    batched = fn(images)
+    for i in range(2):
+        one = estimate.make_estimate_fn(net, refine_steps=5)(images[i : i + 1])
+        np.testing.assert_allclose(one.h[0], batched.h[i], atol=2e-4)
+        np.testing.assert_allclose(one.energy_after[0], batched.energy_after[i], rtol=1e-3)
+    fn(images + 0)  # same shapes: no new compilation
+    fn(images[::-1].copy())
+    assert fn.compiled._cache_size() == 1
+
+
+def test_wrong_image_shape_is_a_clear_error(net, images):
+    fn = estimate.make_estimate_fn(net, refine_steps=0)
+    with pytest.raises(ValueError, match=r"images: expected \[B, 32, 32, 3\]"):
+        fn(images[:, :16])
+    with pytest.raises(ValueError, match="refine_steps"):
+        estimate.make_estimate_fn(net, refine_steps=-1)
+    with pytest.raises(ValueError, match="unknown keys"):
+        estimate.make_estimate_fn(net, weights={"keypoint": 1.0})
+
+
+SHARDED = textwrap.dedent(
+    """
+    import jax, numpy as np
+    from hand_jax import estimate
+    from tests.estimate.test_core import tiny_network
+    from tests.train_helpers import toy_samples
+    assert jax.device_count() == 8
+    net = tiny_network()
+    images = np.stack([s["image"] for s in toy_samples(8, seed=3)])
+    a = estimate.make_estimate_fn(net, refine_steps=4, mesh=net.mesh)(images)
+    cpu0 = jax.devices()[0]
+    one = net._replace(state=jax.device_put(net.state, cpu0),
+                       consts=jax.device_put(net.consts, cpu0), mesh=None)
+    b = estimate.make_estimate_fn(one, refine_steps=4)(jax.device_put(images, cpu0))
+    assert len(a.h.sharding.device_set) == 8, a.h.sharding
+    np.testing.assert_allclose(a.h, b.h, atol=2e-4)
+    np.testing.assert_allclose(a.energy_after, b.energy_after, rtol=1e-3)
+    print("ok")
+    """
+)
+
+
+def test_eight_devices_equal_one():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+               JAX_PLATFORMS="cpu")  # fmt: skip
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", SHARDED], env=env, cwd=root,
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
