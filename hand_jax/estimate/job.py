@@ -171,6 +171,22 @@ def _save_records(out_dir, records):
         json.dump(as_json, f, indent=1)
 
 
+def _summary(records, skipped, *, side, box, steps, checkpoint, size, wall_s) -> dict:
+    if isinstance(checkpoint, str):
+        source = checkpoint
+    else:
+        source = "shipped model" if checkpoint is None else "in-memory network"
+    energies = {k: [r[k] for r in records] for k in ("energy_before", "energy_after")}
+    return {
+        "num_images": len(records), "skipped": skipped, "side": side,
+        "crop": "the given box enlarged by the training margin" if box
+                else "the largest centred square of each image",
+        "box": list(box) if box else None, "refine_steps": steps, "checkpoint": source,
+        "network_input_px": size, "wall_s": round(wall_s, 2),
+        **{f"mean_{k}": float(np.mean(v)) if v else None for k, v in energies.items()},
+    }  # fmt: skip
+
+
 def run(
     *, paths, out_dir: str, checkpoint: str | None = None, box=None, side: str = "right",
     refine_steps: int = core.DEFAULT_STEPS, mano_path=None, batch_size: int = 8,
@@ -181,7 +197,7 @@ def run(
     Args:
       paths: image files.
       out_dir: output folder (refused if non-empty unless ``overwrite``).
-      checkpoint: run or exported model (None: the shipped model).
+      checkpoint: run or exported model (None: the shipped model), or a ``core.Network``.
       box: (x, y, w, h) pixels, the hand's box in every image; None: the centred square.
       side: ``"right"`` or ``"left"``.
       refine_steps: refinement steps (0: the network alone).
@@ -230,18 +246,10 @@ def run(
             _save_records(tmp, records)
             sheet = viz.contact_sheet(panels[:24], [it["name"] for it in items[:24]])
             viz.save_png(os.path.join(tmp, "contact_sheet.png"), sheet)
-        summary = {
-            "num_images": len(records), "skipped": skipped, "side": side,
-            "crop": "given box enlarged by the training margin" if box else
-                    "largest centred square of each image",
-            "box": list(box) if box else None, "refine_steps": refine_steps,
-            "checkpoint": checkpoint or "shipped model", "network_input_px": size,
-            "wall_s": round(time.time() - start, 2),
-            "mean_energy_before": float(np.mean([r["energy_before"] for r in records]))
-            if records else None,
-            "mean_energy_after": float(np.mean([r["energy_after"] for r in records]))
-            if records else None,
-        }  # fmt: skip
+        summary = _summary(
+            records, skipped, side=side, box=box, steps=refine_steps, checkpoint=checkpoint,
+            size=size, wall_s=time.time() - start,
+        )  # fmt: skip
         with open(os.path.join(tmp, "summary.json"), "w") as f:
             json.dump(summary, f, indent=1)
     return summary
