@@ -7,11 +7,15 @@
         --compare_with=out/eval/rhd_full/metrics.json
 
 npz layouts and protocols: ``hand_jax/eval/evaluate.py`` and ``hand_jax/eval/metrics.py``.
-``--checkpoint=<training --workdir>`` runs a trained model over ``--data_dir``'s split instead.
+``--checkpoint=<training --workdir>`` runs a trained model over ``--data_dir``'s split instead;
+with ``--refine_steps=N`` (N > 0) it scores the split with and without test-time refinement on
+the network's own evidence in one run (``hand_jax.estimate.dataset.evaluate_split``):
+``out_dir/network``, ``out_dir/refined`` and ``out_dir/refinement.{json,md}``.
 """
 
 from absl import app, flags, logging
 
+from hand_jax.estimate import dataset as estimate_dataset
 from hand_jax.eval import evaluate
 
 _PREDICTIONS = flags.DEFINE_string(
@@ -34,11 +38,17 @@ _COMPARE_WITH = flags.DEFINE_list(
     "compare_with", [], "Other runs' metrics.json to tabulate and plot beside this one."
 )
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Write into a non-empty out_dir.")
+_REFINE_STEPS = flags.DEFINE_integer(
+    "refine_steps", 0, "With --checkpoint: also score N steps of test-time refinement."
+)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if _REFINE_STEPS.value:
+        _with_refinement()
+        return
     result = evaluate.evaluate(
         out_dir=_OUT_DIR.value, dataset=_DATASET.value, predictions=_PREDICTIONS.value,
         ground_truth=_GROUND_TRUTH.value, data_dir=_DATA_DIR.value, split=_SPLIT.value,
@@ -52,6 +62,24 @@ def main(argv):
         f"AUC 20-50 mm {p['auc_20_50']:.3f}, EPE mean {p['epe_mean_mm']:.2f} mm, "
         f"median {p['epe_median_mm']:.2f} mm -> {_OUT_DIR.value}"
     )
+
+
+def _with_refinement():
+    if not (_CHECKPOINT.value and _DATA_DIR.value):
+        raise app.UsageError("--refine_steps needs --checkpoint and --data_dir")
+    if _REFINE_STEPS.value < 0:
+        raise app.UsageError(f"--refine_steps={_REFINE_STEPS.value}: expected >= 0")
+    result = estimate_dataset.evaluate_split(
+        _CHECKPOINT.value, dataset=_DATASET.value, data_dir=_DATA_DIR.value, split=_SPLIT.value,
+        out_dir=_OUT_DIR.value, refine_steps=_REFINE_STEPS.value, overwrite=_OVERWRITE.value,
+    )  # fmt: skip
+    for name in estimate_dataset.VARIANTS:
+        m = result[name]
+        print(
+            f"{name:8s} root-rel {m['kp3d_epe_mm']:.2f} mm, Z&B {m['zb_epe_mm']:.2f} mm "
+            f"(AUC {m['zb_auc_20_50']:.3f}), Procrustes {m['pa_epe_mm']:.2f} mm, "
+            f"2D {m['kp2d_epe_px']:.2f} px, worst 10% {m['worst_10pct_root_rel_mm']:.2f} mm"
+        )
 
 
 if __name__ == "__main__":
