@@ -7,6 +7,7 @@ The evidence npz format is documented in ``hand_jax/refine/io.py``.
 """
 
 import os
+import tempfile
 
 import jax
 from absl import app, flags, logging
@@ -34,24 +35,23 @@ def main(argv):
     out_dir, overwrite = _OUT_DIR.value, _OVERWRITE.value
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
         raise app.UsageError(f"--out_dir={out_dir} is not empty; pass --overwrite")
-    if input_path == "synthetic":
-        os.makedirs(out_dir, exist_ok=True)
-        input_path = os.path.join(out_dir, "evidence.npz")
-        s = config.synthetic
-        _, init, evidence = refine_io.synthetic_problems(
-            jax.random.key(config.seed), model, num=s.num, image_size=s.image_size,
-            pose_std=s.pose_std, betas_std=s.betas_std, cam_rel=s.cam_rel,
+    with tempfile.TemporaryDirectory() as scratch:
+        copy_input = input_path == "synthetic"
+        if copy_input:  # written beside the results as evidence.npz
+            input_path = os.path.join(scratch, "evidence.npz")
+            s = config.synthetic
+            _, init, evidence = refine_io.synthetic_problems(
+                jax.random.key(config.seed), model, num=s.num, image_size=s.image_size,
+                pose_std=s.pose_std, betas_std=s.betas_std, cam_rel=s.cam_rel,
+            )  # fmt: skip
+            refine_io.save_evidence(input_path, evidence, init_params=init)
+        summary = refine_job.run(
+            input_path=input_path, out_dir=out_dir, model=model,
+            num_steps=config.num_steps, learning_rate=config.learning_rate,
+            weights=config.weights.to_dict(), sigma=config.sigma, batch_size=config.batch_size,
+            num_animations=config.num_animations, precondition=config.precondition,
+            overwrite=overwrite, copy_input=copy_input,
         )  # fmt: skip
-        if os.path.exists(input_path):
-            os.remove(input_path)
-        refine_io.save_evidence(input_path, evidence, init_params=init)
-    summary = refine_job.run(
-        input_path=input_path, out_dir=out_dir, model=model,
-        num_steps=config.num_steps, learning_rate=config.learning_rate,
-        weights=config.weights.to_dict(), sigma=config.sigma, batch_size=config.batch_size,
-        num_animations=config.num_animations, precondition=config.precondition,
-        overwrite=True,  # emptiness was checked above
-    )  # fmt: skip
     logging.info("refinement summary: %s", summary)
     print(summary)
 

@@ -40,13 +40,13 @@ def test_evidence_file_errors_name_the_key(tmp_path, problem):
     _, init, evidence = problem
     arrays = {k: np.asarray(v) for k, v in evidence._asdict().items() if v is not None}
     np.savez(tmp_path / "a.npz", **{k: v for k, v in arrays.items() if k != "mask"})
-    with pytest.raises(KeyError, match="a.npz.*'mask'"):
+    with pytest.raises(refine_io.EvidenceError, match="a.npz.*'mask'"):
         refine_io.load_evidence(tmp_path / "a.npz")
     np.savez(tmp_path / "b.npz", **dict(arrays, confidence=arrays["confidence"][:, :20]))
     with pytest.raises(ValueError, match="b.npz.*'confidence'.*expected"):
         refine_io.load_evidence(tmp_path / "b.npz")
     np.savez(tmp_path / "c.npz", **arrays, betas=np.asarray(init.betas))
-    with pytest.raises(KeyError, match="c.npz.*partial"):
+    with pytest.raises(refine_io.EvidenceError, match="c.npz.*partial"):
         refine_io.load_evidence(tmp_path / "c.npz")
 
 
@@ -76,7 +76,7 @@ def test_perspective_evidence_without_initial_params(tmp_path, model):
         input_path=str(path), out_dir=str(tmp_path / "o"), model=model, num_steps=2,
         learning_rate=1e-2, weights={}, sigma=1.0, batch_size=2, num_animations=0,
     )  # fmt: skip
-    verts, _ = mesh_io.read_obj(tmp_path / "o" / "meshes" / "0.obj")
+    verts, _ = mesh_io.read_obj(tmp_path / "o" / "meshes" / "00000_0.obj")
     assert verts[:, 2].min() > 0.05  # camera frame, in front of the camera
 
 
@@ -95,10 +95,11 @@ def test_refine_job_writes_outputs_and_keeps_user_files(tmp_path, model, problem
         assert list(f["ids"]) == [10, 11, 12]
         np.testing.assert_allclose(f["init_cam"], np.asarray(init.cam))
         assert np.all(f["best_loss"] <= f["losses"].min(1) + 1e-6)
-    verts, faces = mesh_io.read_obj(out / "meshes" / "12.obj")
+    verts, faces = mesh_io.read_obj(out / "meshes" / "00002_12.obj")
     assert verts.shape == model.v_template.shape and len(faces) == len(model.faces)
-    assert (out / "overlays" / "11.png").exists() and (out / "animations" / "10.gif").exists()
-    assert not (out / "animations" / "11.gif").exists()
+    assert (out / "overlays" / "00001_11.png").exists()
+    assert (out / "animations" / "00000_10.gif").exists()
+    assert not (out / "animations" / "00001_11.gif").exists()
     assert json.loads((out / "summary.json").read_text())["num_steps"] == 4
     with pytest.raises(FileExistsError, match="not empty"):
         refine_job.run(

@@ -6,16 +6,23 @@ Evidence file (npz), N examples, crop side S pixels:
 |---|---|---|
 | ``keypoints_2d`` | float [N, 21, 2] | 2D evidence, crop pixels, canonical order |
 | ``confidence`` | float [N, 21] | per-keypoint confidence in [0, 1] |
-| ``mask`` | float [N, S, S] or uint8 | foreground probability (uint8 is scaled by 1/255) |
+| ``mask`` | float [N, M, M], uint8 or bool | foreground probability (see below) |
 | ``image`` (optional) | uint8 [N, S, S, 3] | the crops, for overlays |
-| ``ids`` (optional) | str or int [N] | sample ids |
+| ``ids`` (optional) | str or int [N], unique | sample ids (output files are named after them) |
 | ``K`` (optional) | float [N, 3, 3] | crop intrinsics (perspective variant: ``cam`` in metres) |
 | ``global_rot``, ``pose``, ``betas``, ``cam`` (optional) | [N, ...] | initial ``HandParams`` |
 
 Without initial parameters, refinement starts from ``params.default_params`` for every example.
+Mask encodings: float probabilities in [0, 1] (NaN marks unknown pixels); bool; uint8 either
+0/255 (scaled by 1/255) or 0/1 (a uint8 mask whose maximum is 1 is read as 0/1). The crop side S
+is the keypoints' pixel frame; the mask's M may be smaller (the silhouette is rendered at M). Any
+other content is an ``EvidenceError`` naming the file and the key; object arrays are never
+loaded. Examples whose evidence is entirely non-finite have nothing to fit: the job reports them
+as "no valid evidence" instead of an energy.
 """
 
 import os
+import zipfile
 
 import jax
 import jax.numpy as jnp
@@ -28,44 +35,124 @@ from hand_jax.refine.energy import Evidence, render_evidence
 PARAM_KEYS = HandParams._fields
 
 
-def load_evidence(path):
-    """Read an evidence npz.
+class EvidenceError(ValueError):
+    """An evidence file that does not follow the format; the message names the file and key."""
 
-    Args:
-      path: the npz file (format in the module docstring).
+
+PARAM_SHAPES = {"global_rot": (4, 6), "pose": tuple(range(1, 46)), "cam": (3,)}
+
+
+def _read_npz(path) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = {}
+            for k in f.files:
+                try:
+                    data[k] = f[k]
+                except ValueError as e:  # object arrays need pickle: refused
+                    raise EvidenceError(f"{path}: '{k}' is an object array ({e})") from e
+    except EvidenceError:
+        raise
+    except FileNotFoundError as e:
+        raise EvidenceError(f"{path}: no such file") from e
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise EvidenceError(f"{path}: not a readable npz ({type(e).__name__}: {e})") from e
+    for k, v in data.items():
+        if k == "ids" and v.dtype.kind in "US":
+            continue
+        if v.dtype.kind not in "biuf":
+            raise EvidenceError(f"{path}: '{k}' has dtype {v.dtype}, expected a numeric array")
+    return data
+
+
+def _check_shape(path, key, value, shape):
+    same = zip(shape, value.shape, strict=False)
+    ok = value.ndim == len(shape) and all(s is None or s == d for s, d in same)
+    if not ok:
+        want = "[" + ", ".join("?" if s is None else str(s) for s in shape) + "]"
+        raise EvidenceError(f"{path}: '{key}' has shape {value.shape}, expected {want}")
+
+
+def _mask(path, mask, n):
+    _check_shape(path, "mask", mask, (n, None, None))
+    if mask.shape[1] != mask.shape[2] or mask.shape[1] < 1:
+        raise EvidenceError(f"{path}: 'mask' has shape {mask.shape}, expected square [N, M, M]")
+    if mask.dtype == np.bool_:
+        return mask.astype(np.float32)
+    if mask.dtype == np.uint8:
+        peak = 1.0 if mask.size and mask.max() <= 1 else 255.0  # 0/1 or 0/255 encoding
+        return mask.astype(np.float32) / peak
+    if mask.dtype.kind not in "f":
+        raise EvidenceError(f"{path}: 'mask' has dtype {mask.dtype}: expected float, uint8, bool")
+    finite = mask[np.isfinite(mask)]
+    if finite.size and (finite.min() < -1e-3 or finite.max() > 1.0 + 1e-3):
+        raise EvidenceError(
+            f"{path}: 'mask' values span [{finite.min():.3g}, {finite.max():.3g}], expected "
+            "probabilities in [0, 1] (uint8 masks may be 0/255 or 0/1)"
+        )
+    return np.clip(mask, 0.0, 1.0).astype(np.float32)
+
+
+def _init_params(path, data, n):
+    present = [k for k in PARAM_KEYS if k in data]
+    if not present:
+        return None
+    if len(present) != len(PARAM_KEYS):
+        missing = sorted(set(PARAM_KEYS) - set(present))
+        raise EvidenceError(f"{path}: initial parameters are partial, missing {missing}")
+    for key in PARAM_KEYS:
+        value = data[key]
+        _check_shape(path, key, value, (n, None))
+        allowed = PARAM_SHAPES.get(key)
+        if allowed is not None and value.shape[1] not in allowed:
+            raise EvidenceError(f"{path}: '{key}' has {value.shape[1]} columns, expected {allowed}")
+    return HandParams(*(data[k].astype(np.float32) for k in PARAM_KEYS))
+
+
+def _ids(path, data, n):
+    ids = data.get("ids", np.arange(n))
+    _check_shape(path, "ids", ids, (n,))
+    as_text = [str(x) for x in ids.tolist()]
+    if len(set(as_text)) != n:
+        dup = sorted({x for x in as_text if as_text.count(x) > 1})[:5]
+        raise EvidenceError(f"{path}: 'ids' are not unique (e.g. {dup})")
+    return ids
+
+
+def load_evidence(path):
+    """Read and validate an evidence npz (format in the module docstring).
 
     Returns:
       (evidence, init_params or None, images or None, ids) with a leading [N] axis.
+
+    Raises:
+      EvidenceError: naming the file and the key, for anything outside the format.
     """
-    with np.load(path, allow_pickle=False) as f:
-        data = {k: f[k] for k in f.files}
+    data = _read_npz(path)
     for key in ("keypoints_2d", "confidence", "mask"):
         if key not in data:
-            raise KeyError(f"{path}: missing key '{key}' (have {sorted(data)})")
-    n = data["keypoints_2d"].shape[0]
-    expected = {"keypoints_2d": (n, 21, 2), "confidence": (n, 21)}
-    for key, shape in expected.items():
-        if data[key].shape != shape:
-            raise ValueError(f"{path}: '{key}' has shape {data[key].shape}, expected {shape}")
-    mask = data["mask"]
-    if mask.ndim != 3 or mask.shape[0] != n or mask.shape[1] != mask.shape[2]:
-        raise ValueError(f"{path}: 'mask' has shape {mask.shape}, expected [{n}, S, S]")
-    if mask.dtype == np.uint8:
-        mask = mask.astype(np.float32) / 255.0
+            raise EvidenceError(f"{path}: missing key '{key}' (have {sorted(data)})")
+    n = data["keypoints_2d"].shape[0] if data["keypoints_2d"].ndim else 0
+    if n == 0:
+        raise EvidenceError(f"{path}: 'keypoints_2d' holds no examples (N = 0)")
+    _check_shape(path, "keypoints_2d", data["keypoints_2d"], (n, 21, 2))
+    _check_shape(path, "confidence", data["confidence"], (n, 21))
+    mask = _mask(path, data["mask"], n)
     K = data.get("K")
-    if K is not None and K.shape != (n, 3, 3):
-        raise ValueError(f"{path}: 'K' has shape {K.shape}, expected ({n}, 3, 3)")
+    if K is not None:
+        _check_shape(path, "K", K, (n, 3, 3))
+    images = data.get("image")
+    if images is not None:
+        if images.dtype != np.uint8:
+            raise EvidenceError(f"{path}: 'image' has dtype {images.dtype}, expected uint8")
+        _check_shape(path, "image", images, (n, None, None, 3))
+        if images.shape[1] != images.shape[2]:
+            raise EvidenceError(f"{path}: 'image' has shape {images.shape}: crops are square")
     evidence = Evidence(
         data["keypoints_2d"].astype(np.float32), data["confidence"].astype(np.float32), mask,
         None if K is None else K.astype(np.float32),
     )  # fmt: skip
-    present = [k for k in PARAM_KEYS if k in data]
-    if present and len(present) != len(PARAM_KEYS):
-        missing = sorted(set(PARAM_KEYS) - set(present))
-        raise KeyError(f"{path}: initial parameters are partial, missing {missing}")
-    init = HandParams(*(data[k].astype(np.float32) for k in PARAM_KEYS)) if present else None
-    ids = data.get("ids", np.arange(n))
-    return evidence, init, data.get("image"), ids
+    return evidence, _init_params(path, data, n), images, _ids(path, data, n)
 
 
 def save_evidence(path, evidence: Evidence, *, init_params=None, images=None, ids=None):
