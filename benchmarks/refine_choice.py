@@ -91,16 +91,20 @@ def main(argv):
         results[name] = {"lr": lr, "weights": weights, "err3d_mm": e3.tolist(),
                          "err2d_px": e2.tolist(), "wall_s": time.time() - start}  # fmt: skip
         best = int(np.argmin(e3))
+        _save(results, len(samples))  # after every setting: a stopped run keeps what it measured
         print(
             f"{name:20s} network {e3[0]:6.2f} mm {e2[0]:5.2f} px | best at step {best:3d}: "
             f"{e3[best]:6.2f} mm | step {len(e3) - 1}: {e3[-1]:6.2f} mm {e2[-1]:5.2f} px "
             f"({time.time() - start:.0f} s)",
             flush=True,
         )
+
+
+def _save(results, count):
     os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)
     with open(_OUT.value + ".json", "w") as f:
-        json.dump({"split": _SPLIT.value, "count": len(samples), "settings": results}, f)
-    _plot(results, _OUT.value + ".png", len(samples))
+        json.dump({"split": _SPLIT.value, "count": count, "settings": results}, f)
+    _plot(results, _OUT.value + ".png", count)
 
 
 def _plot(results, path, count):
