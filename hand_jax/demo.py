@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hand_jax import mano, mesh_io
+from hand_jax import mano, mesh_io, outputs
 from hand_jax.geometry import rotations
 from hand_jax.params import FRONTAL_QUATERNION
 from hand_jax.render.hard import render_mesh
@@ -93,24 +93,27 @@ def contact_sheet(images, names, *, columns: int = 5):
 
 
 def run(*, out_dir: str, model: mano.HandModel, image_size: int = 192, overwrite=False):
-    """Render the gallery to ``out_dir/hand_poses.png`` and write one OBJ per pose."""
+    """Render the gallery to ``out_dir/hand_poses.png`` and write one OBJ per pose.
+
+    ``out_dir`` must be empty or absent unless ``overwrite``; everything is rendered first and
+    written into a temporary sibling that replaces ``out_dir`` only when complete
+    (``hand_jax.outputs.staged_dir``), so a failed run keeps the previous results.
+    """
     import imageio.v3 as iio
 
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
-        raise FileExistsError(f"{out_dir}: not empty; pass --overwrite to write into it")
-    os.makedirs(out_dir, exist_ok=True)
+    outputs.check_out_dir(out_dir, overwrite=overwrite)
     pose_fn = jax.jit(lambda a, b, t: pose_hand(model, a, b, t))
     view_fn = jax.jit(lambda v: render_view(model, v, image_size=image_size))
-    images, names = [], []
+    images, names, meshes = [], [], []
     for name, articulation, betas, angle in pose_gallery(model):
         verts = pose_fn(articulation, betas, angle)
         images.append(view_fn(verts))
         names.append(name)
         slug = name.replace(" ", "").replace(",", "_").replace("=", "").replace("+", "p")
-        mesh_io.write_obj(
-            os.path.join(out_dir, f"{slug.replace('-', 'm')}.obj"), verts, model.faces,
-            overwrite=overwrite,
-        )  # fmt: skip
-    path = os.path.join(out_dir, "hand_poses.png")
-    iio.imwrite(path, contact_sheet(images, names))
-    return {"contact_sheet": path, "num_poses": len(names)}
+        meshes.append((f"{slug.replace('-', 'm')}.obj", verts))
+    sheet = contact_sheet(images, names)
+    with outputs.staged_dir(out_dir, overwrite=overwrite) as staging:
+        for file_name, verts in meshes:
+            mesh_io.write_obj(os.path.join(staging, file_name), verts, model.faces)
+        iio.imwrite(os.path.join(staging, "hand_poses.png"), sheet)
+    return {"contact_sheet": os.path.join(out_dir, "hand_poses.png"), "num_poses": len(names)}

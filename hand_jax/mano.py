@@ -50,6 +50,7 @@ TIP_PRESETS = {
 DEFAULT_TIPS = "manopth"
 SIDES = ("right", "left")
 _ARRAY_FIELDS = tuple(mano_pkl.field_shapes(0))
+HandModelError = mano_pkl.HandModelError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,23 +316,65 @@ def _load_pkl(path, side, tips) -> HandModel:
     arrays = mano_pkl.load_mano_pkl(path, side=side)
     parents, file_side = arrays.pop("parents"), arrays.pop("side")
     tips = DEFAULT_TIPS if tips is None else tips
-    return make_model(**arrays, parents=parents, tip_ids=tips, side=file_side)
+    try:
+        return make_model(**arrays, parents=parents, tip_ids=tips, side=file_side)
+    except ValueError as e:
+        raise HandModelError(f"{path}: {e}") from e
+
+
+def _read_npz(path) -> dict[str, np.ndarray]:
+    """Read every array of an npz without pickle; any failure names the file (and the key)."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as e:  # BadZipFile, EOFError, ValueError (pickled data), OSError, ...
+        raise HandModelError(
+            f"{path}: not a readable npz archive ({type(e).__name__}: {str(e)[:200]})"
+        ) from e
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise HandModelError(f"{path}: holds a single .npy array, expected an npz archive")
+    with data:
+        out = {}
+        for key in data.files:
+            try:
+                out[key] = data[key]
+            except Exception as e:  # object arrays (ValueError), corrupt members (BadZipFile,
+                # zlib.error, EOFError), unsupported compression (NotImplementedError), ...
+                raise HandModelError(
+                    f"{path}: key {key[:80]!r}: cannot read the array without pickle "
+                    f"({type(e).__name__}: {str(e)[:200]})"
+                ) from e
+    return out
+
+
+def _scalar(d, key, path, kinds, what):
+    value = d[key]
+    if value.shape != () or value.dtype.kind not in kinds:
+        raise HandModelError(
+            f"{path}: key '{key}' must be {what}, got {value.dtype} of shape {value.shape}"
+        )
+    return value.item()
 
 
 def _load_npz(path, tips) -> HandModel:
-    with np.load(path, allow_pickle=False) as data:
-        d = {k: data[k] for k in data.files}
+    d = _read_npz(path)
     for key in (*_ARRAY_FIELDS, "parents", "tip_ids", "side", "format_version"):
         if key not in d:
-            raise ValueError(f"{path}: missing key '{key}' (see BUILD.md for the npz layout)")
-    if int(d["format_version"]) != NPZ_FORMAT_VERSION:
-        raise ValueError(f"{path}: format_version {d['format_version']}, expected 1")
+            raise HandModelError(f"{path}: missing key '{key}' (see BUILD.md for the npz layout)")
+    version = _scalar(d, "format_version", path, "iu", "an integer scalar")
+    if version != NPZ_FORMAT_VERSION:
+        raise HandModelError(f"{path}: format_version {version}, expected {NPZ_FORMAT_VERSION}")
+    side = _scalar(d, "side", path, "U", f"one of {SIDES}")
+    if side not in SIDES:
+        raise HandModelError(f"{path}: key 'side' is {side!r:.50}, expected one of {SIDES}")
+    if tips is None:
+        tips = d["tip_ids"]
+        if tips.dtype.kind not in "iu":
+            raise HandModelError(f"{path}: key 'tip_ids' has dtype {tips.dtype}, expected ints")
+    arrays = mano_pkl.validate_model_arrays({k: d[k] for k in _ARRAY_FIELDS}, d["parents"], path)
     try:
-        tips = d["tip_ids"] if tips is None else tips
-        arrays = {k: d[k] for k in _ARRAY_FIELDS}
-        return make_model(**arrays, parents=d["parents"], side=str(d["side"]), tip_ids=tips)
+        return make_model(**arrays, parents=d["parents"], side=side, tip_ids=tips)
     except ValueError as e:
-        raise ValueError(f"{path}: {e}") from e
+        raise HandModelError(f"{path}: {e}") from e
 
 
 def load_model(path=None, *, side: str = "right", tips=None) -> HandModel:
@@ -349,7 +392,11 @@ def load_model(path=None, *, side: str = "right", tips=None) -> HandModel:
 
     Returns:
       HandModel. FileNotFoundError if the file (or the embedded default) is missing; ValueError
-      for a bad side, an unknown extension or a malformed file (the message names the key).
+      for a bad side or an unknown extension; ``HandModelError`` (a ValueError) for a malformed
+      file: both paths go through ``mano_pkl.validate_model_arrays`` (numeric arrays of
+      consistent shapes, finite, integer faces in range, weight rows summing to 1, parents
+      forming a tree), and the message names the file and the key;
+      ``safe_pickle.PickleReadError`` for a pickle that cannot be read safely.
     """
     if side not in SIDES:
         raise ValueError(f"side={side!r}: expected one of {SIDES}")

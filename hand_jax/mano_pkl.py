@@ -26,6 +26,12 @@ from hand_jax import safe_pickle
 
 NUM_JOINTS = 16
 NUM_POSE_FEATURES = 9 * (NUM_JOINTS - 1)
+WEIGHT_SUM_TOLERANCE = 1e-3  # |sum of a vertex's skinning weights - 1|; float32 files reach 1e-7
+UNSIGNED_ROOT = (2**32 - 1, 2**64 - 1)  # the root's parent -1 as stored by old uint kintrees
+
+
+class HandModelError(ValueError):
+    """A hand model file (MANO pkl or npz) is malformed; the message names the file and field."""
 
 
 class _StandIn:
@@ -137,7 +143,7 @@ def to_numpy(value, where: str):
     if isinstance(value, (str, bytes)):
         return value
     if value is None:
-        raise ValueError(f"{where}: missing value in the pickled object's state")
+        raise HandModelError(f"{where}: missing value in the pickled object's state")
     return np.asarray(value)
 
 
@@ -151,15 +157,27 @@ def read_pkl(path) -> dict[str, Any]:
       Dict from the file's keys to numpy arrays (chumpy and sparse objects resolved).
 
     Raises:
-      hand_jax.safe_pickle.UnsafePickleError: the pickle names a class outside the allow-list.
-      ValueError: the file does not hold a dict.
+      hand_jax.safe_pickle.PickleReadError: the pickle is malformed or names a class outside
+        the allow-list (``UnsafePickleError``).
+      HandModelError: the file does not hold a dict, or a value cannot be resolved.
     """
     raw = safe_pickle.load(path, allowed=MANO_PKL_GLOBALS)
     if not isinstance(raw, dict):
-        raise ValueError(
+        raise HandModelError(
             f"{path}: expected a pickled dict of MANO arrays, got {type(raw).__name__}"
         )
-    return {str(k): to_numpy(v, f"{path}:{k}") for k, v in raw.items()}
+    out = {}
+    for k, v in raw.items():
+        try:
+            out[str(k)] = to_numpy(v, f"{path}:{k}")
+        except HandModelError:
+            raise
+        except Exception as e:  # a stand-in's state is file data: any malformation lands here
+            raise HandModelError(
+                f"{path}: key {str(k)[:80]!r}: cannot resolve the pickled value "
+                f"({type(e).__name__}: {str(e)[:200]})"
+            ) from e
+    return out
 
 
 def field_shapes(num_verts: int) -> dict[str, tuple]:
@@ -180,7 +198,7 @@ def check_shape(array, key: str, source, pattern) -> np.ndarray:
     """Return ``array`` as numpy if its shape matches ``pattern`` (ints fixed, None free).
 
     Raises:
-      ValueError: naming ``source``, ``key``, the shape found and the shape expected.
+      HandModelError: naming ``source``, ``key``, the shape found and the shape expected.
     """
     array = np.asarray(array)
     ok = array.ndim == len(pattern) and all(
@@ -188,26 +206,129 @@ def check_shape(array, key: str, source, pattern) -> np.ndarray:
     )
     if not ok:
         expected = "[" + ", ".join("*" if p is None else str(p) for p in pattern) + "]"
-        raise ValueError(f"{source}: key '{key}' has shape {array.shape}, expected {expected}")
+        raise HandModelError(f"{source}: key '{key}' has shape {array.shape}, expected {expected}")
     return array
 
 
 def _get(data, key, path):
     if key not in data:
-        raise ValueError(f"{path}: missing key '{key}' (an official MANO pkl has it)")
+        raise HandModelError(f"{path}: missing key '{key}' (an official MANO pkl has it)")
     return data[key]
+
+
+def check_parents(parents, source, key: str = "parents") -> tuple[int, ...]:
+    """Return 16 parent indices as ints if they form one tree rooted at joint 0.
+
+    Args:
+      parents: [16] integers, ``parents[0] == -1`` and every other entry a joint in [0, 16).
+      source: the file (or caller), for error messages. key: the field's name in the file.
+
+    Raises:
+      HandModelError: naming ``source`` and ``key``: not integers, wrong length, not one root
+        at joint 0, out of range, or a cycle.
+    """
+    array = np.asarray(parents)
+    if array.dtype.kind not in "iu" or array.shape != (NUM_JOINTS,):
+        raise HandModelError(
+            f"{source}: key '{key}' must hold {NUM_JOINTS} integers, got {array.dtype} "
+            f"{array.shape}"
+        )
+    values = tuple(int(p) for p in array)
+    if values[0] != -1 or any(not 0 <= p < NUM_JOINTS for p in values[1:]):
+        raise HandModelError(
+            f"{source}: key '{key}'={values}: expected -1 for the root (joint 0) and a joint in "
+            f"[0, {NUM_JOINTS}) for every other joint"
+        )
+    for joint in range(NUM_JOINTS):  # walking up from any joint must reach the root
+        seen, k = set(), joint
+        while k != -1:
+            if k in seen:
+                raise HandModelError(f"{source}: key '{key}'={values}: cycle through joint {k}")
+            seen.add(k)
+            k = values[k]
+    return values
+
+
+def _check_dtype(array: np.ndarray, key: str, source, kinds: str, what: str) -> None:
+    if array.dtype.kind not in kinds:
+        raise HandModelError(f"{source}: key '{key}' has dtype {array.dtype}; expected {what}")
+
+
+def validate_model_arrays(arrays: dict, parents, source, *, names=None) -> dict[str, np.ndarray]:
+    """Check the model fields of a hand model file; one validation for the pkl and npz paths.
+
+    Args:
+      arrays: every field of ``field_shapes`` (project names) as read from the file.
+      parents: the 16 parent indices.
+      source: the file, for error messages.
+      names: project name -> the key in the file, where they differ (the pkl's ``f``).
+
+    Returns:
+      The fields as numpy: floats as float64, ``faces`` as int32.
+
+    Raises:
+      HandModelError: naming ``source`` and the key: a non-numeric (e.g. object) array, a wrong
+        shape, non-finite values, float or out-of-range face indices, skinning-weight rows that
+        are negative or do not sum to 1, or parents that do not form a tree.
+    """
+    names = names or {}
+    raw = {k: np.asarray(v) for k, v in arrays.items()}
+    for key, value in raw.items():
+        kinds, what = ("iu", "integer vertex indices") if key == "faces" else ("iuf", "numbers")
+        _check_dtype(value, names.get(key, key), source, kinds, what)
+    v_template = check_shape(raw["v_template"], names.get("v_template", "v_template"), source,
+                             (None, 3))  # fmt: skip
+    num_verts = v_template.shape[0]
+    if num_verts == 0:
+        raise HandModelError(f"{source}: key 'v_template' has no vertices")
+    out = {}
+    for key, pattern in field_shapes(num_verts).items():
+        name = names.get(key, key)
+        array = check_shape(raw[key], name, source, pattern)
+        if key == "faces":
+            if array.shape[0] == 0:
+                raise HandModelError(f"{source}: key '{name}' has no faces")
+            if array.min() < 0 or array.max() >= num_verts:
+                raise HandModelError(
+                    f"{source}: key '{name}' indexes vertices outside [0, {num_verts}): "
+                    f"min {array.min()}, max {array.max()}"
+                )
+            out[key] = array.astype(np.int32)
+            continue
+        array = array.astype(np.float64)
+        if not np.all(np.isfinite(array)):
+            raise HandModelError(
+                f"{source}: key '{name}' has {np.size(array) - np.isfinite(array).sum()} "
+                "non-finite values (NaN or inf)"
+            )
+        out[key] = array
+    weights, name = out["weights"], names.get("weights", "weights")
+    sums = weights.sum(axis=1)
+    worst = int(np.argmax(np.abs(sums - 1.0)))
+    if abs(sums[worst] - 1.0) > WEIGHT_SUM_TOLERANCE or weights.min() < -WEIGHT_SUM_TOLERANCE:
+        raise HandModelError(
+            f"{source}: key '{name}': skinning weights must be >= 0 and each vertex's row must "
+            f"sum to 1 (within {WEIGHT_SUM_TOLERANCE}); vertex {worst} sums to {sums[worst]:.6g}, "
+            f"min weight {weights.min():.6g}"
+        )
+    check_parents(parents, source, names.get("parents", "parents"))
+    return out
 
 
 def _parents_from_kintree(kintree, path):
     kintree = check_shape(kintree, "kintree_table", path, (2, NUM_JOINTS))
-    first = kintree[0].astype(np.int64)
+    _check_dtype(kintree, "kintree_table", path, "iu", "integer joint indices")
     # The root's parent is stored as -1 or as a wrapped unsigned value (4294967295).
-    parents = np.where((first < 0) | (first >= NUM_JOINTS), -1, first)
-    children = kintree[1].astype(np.int64)
-    if not np.array_equal(children, np.arange(NUM_JOINTS)):
-        order = np.argsort(children)
-        parents = parents[order]
-    return tuple(int(p) for p in parents)
+    parents = [-1 if p in UNSIGNED_ROOT else p for p in kintree[0].tolist()]
+    parents = np.array([p if -1 <= p < NUM_JOINTS else NUM_JOINTS for p in parents])  # range
+    children = kintree[1].tolist()
+    if sorted(children) != list(range(NUM_JOINTS)):
+        raise HandModelError(
+            f"{path}: key 'kintree_table': the second row must list each joint 0..15 once, got "
+            f"{children}"
+        )
+    order = np.argsort(children)
+    return check_parents(parents[order], path, "kintree_table")
 
 
 def mano_arrays_from_pkl(path) -> dict[str, Any]:
@@ -223,21 +344,18 @@ def mano_arrays_from_pkl(path) -> dict[str, Any]:
       (tuple of 16 ints).
 
     Raises:
-      ValueError: a key is missing or has the wrong shape (the message names key and shape).
+      HandModelError: a key is missing or fails ``validate_model_arrays`` (the message names
+        the file and the key).
     """
     data = read_pkl(path)
-    v_template = check_shape(_get(data, "v_template", path), "v_template", path, (None, 3))
-    num_verts = v_template.shape[0]
-    out = {}
-    for key, pattern in field_shapes(num_verts).items():
+    arrays = {}
+    for key in field_shapes(0):
         file_key = "f" if key == "faces" else key
-        out[key] = check_shape(_get(data, file_key, path), file_key, path, pattern)
-        out[key] = out[key].astype(np.int64 if key == "faces" else np.float64)
-    faces = out["faces"]
-    if faces.size and (faces.min() < 0 or faces.max() >= num_verts):
-        raise ValueError(f"{path}: key 'f' indexes vertices outside [0, {num_verts})")
-    out["faces"] = faces.astype(np.int32)
-    out["parents"] = _parents_from_kintree(_get(data, "kintree_table", path), path)
+        arrays[key] = _get(data, file_key, path)
+    parents = _parents_from_kintree(_get(data, "kintree_table", path), path)
+    names = {"faces": "f", "parents": "kintree_table"}
+    out = validate_model_arrays(arrays, parents, path, names=names)
+    out["parents"] = parents
     return out
 
 

@@ -15,6 +15,7 @@ import dataclasses
 import jax
 from absl import app, flags, logging
 
+from hand_jax import mano
 from hand_jax.data import synthetic_gen
 
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Output directory.", required=True)
@@ -39,22 +40,29 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.info("devices: %s", jax.devices())
-    config = dataclasses.replace(
-        synthetic_gen.GeneratorConfig(),
-        image_size=_IMAGE_SIZE.value,
-        occluder_prob=_OCCLUDER_PROB.value,
-        views=_VIEWS.value,
-    )
     splits = {"train": _NUM_TRAIN.value, "test": _NUM_TEST.value}
     if _NUM_VAL.value > 0:
         splits["val"] = _NUM_VAL.value
+    try:  # every input is checked before anything is written; a failed run keeps the old data
+        config = dataclasses.replace(
+            synthetic_gen.GeneratorConfig(),
+            image_size=_IMAGE_SIZE.value,
+            occluder_prob=_OCCLUDER_PROB.value,
+            views=_VIEWS.value,
+        )
+        synthetic_gen.check_arguments(
+            splits=splits, seed=_SEED.value, config=config, shard_size=_SHARD_SIZE.value,
+            sheet_count=_SHEET.value,
+        )  # fmt: skip
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
     try:
         manifest = synthetic_gen.generate_dataset(
             _OUT_DIR.value, splits=splits, seed=_SEED.value, config=config,
             model_path=_MANO_PATH.value, shard_size=_SHARD_SIZE.value,
             overwrite=_OVERWRITE.value, sheet_count=_SHEET.value, progress=_PROGRESS.value,
         )  # fmt: skip
-    except FileExistsError as e:
+    except (FileExistsError, FileNotFoundError, NotADirectoryError, mano.HandModelError) as e:
         raise app.UsageError(str(e)) from e
     t = manifest["timing"]
     print(

@@ -130,6 +130,8 @@ def test_area_downsample_matches_a_loop():
     np.testing.assert_allclose(out, ref, rtol=1e-6)
     with pytest.raises(ValueError, match="multiple of 5"):
         losses.area_downsample(x, 5)
+    with pytest.raises(ValueError, match="multiple of 8"):  # one side divides, the other not
+        losses.area_downsample(x, 8)
 
 
 def test_silhouette_gate_modes_latch():
@@ -185,3 +187,89 @@ def test_visible_silhouette_loss_ignores_pixels_an_occluder_may_hide():
     grown = np.where(visible > 0, alpha, 1.0)
     assert float(losses.visible_silhouette_loss(grown, visible)) == pytest.approx(float(ref))
     assert float(losses.silhouette_loss(grown, visible)) > float(ref)  # the two-sided one does
+
+
+def _rotation_regulariser_reference(rot):
+    """Plain-numpy: (|a| - 1)^2 + (|b| - 1)^2 + (a . b)^2 for the 6D columns a, b."""
+    a, b = np.asarray(rot[:3], np.float64), np.asarray(rot[3:], np.float64)
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    return (np.sqrt(np.sum(a * a)) - 1) ** 2 + (np.sqrt(np.sum(b * b)) - 1) ** 2 + dot**2
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rotation_regulariser_6d_matches_numpy(seed):
+    rot = np.random.default_rng(seed).normal(size=6).astype(np.float32)
+    want = _rotation_regulariser_reference(rot)
+    np.testing.assert_allclose(losses.rotation_regulariser(jnp.asarray(rot)), want, rtol=1e-5)
+
+
+def test_rotation_regulariser_6d_penalises_non_orthogonal_unit_columns():
+    # Two unit columns at an angle t: only the orthogonality term is non-zero, cos(t)^2.
+    for t in (0.3, 1.0, 2.0):
+        rot = jnp.array([1.0, 0.0, 0.0, np.cos(t), np.sin(t), 0.0], jnp.float32)
+        np.testing.assert_allclose(losses.rotation_regulariser(rot), np.cos(t) ** 2, rtol=1e-5)
+
+
+def test_keypoint2d_loss_non_square_crop_scales_u_by_width_and_v_by_height():
+    rng = np.random.default_rng(6)
+    h, w = 48, 160
+    gt = rng.random((21, 2)).astype(np.float32) * [w, h]
+    pred = gt + rng.normal(size=(21, 2)).astype(np.float32) * 3
+    valid = (rng.random(21) > 0.2).astype(np.float32)
+    per = [np.hypot((pred[k, 0] - gt[k, 0]) * 2 / w, (pred[k, 1] - gt[k, 1]) * 2 / h)
+           for k in range(21) if valid[k]]  # fmt: skip
+    got = losses.keypoint2d_loss(pred, gt, valid, image_size=(h, w))
+    np.testing.assert_allclose(got, np.mean(per), rtol=1e-5)
+    # A pure horizontal error of the full width is 2 ndc units, whatever the height.
+    shifted = gt + np.array([w, 0.0], np.float32)
+    np.testing.assert_allclose(
+        losses.keypoint2d_loss(shifted, gt, np.ones(21), image_size=(h, w)), 2.0, rtol=1e-5
+    )
+
+
+def test_single_valid_keypoint_loss_is_its_own_error():
+    # The weighted mean divides by the number of valid keypoints (never less than 1).
+    rng = np.random.default_rng(7)
+    gt = rng.normal(size=(21, 3)).astype(np.float32) * 0.05
+    pred = gt + rng.normal(size=(21, 3)).astype(np.float32) * 0.01
+    valid = np.zeros(21, np.float32)
+    valid[[0, 6]] = 1.0  # the root and one keypoint
+    want = np.linalg.norm((pred[6] - pred[0]) - (gt[6] - gt[0]))
+    # The root's own error is 0 (root-relative; 1e-6 from the smoothed norm): mean over the two.
+    got3d = losses.keypoint3d_loss(pred, gt, valid)
+    np.testing.assert_allclose(got3d, want / 2, rtol=1e-5, atol=1e-6)
+    one = np.zeros(21, np.float32)
+    one[4] = 1.0
+    want2d = np.linalg.norm((pred[4, :2] - gt[4, :2]) * 2 / np.array([20.0, 10.0]))
+    got = losses.keypoint2d_loss(pred[:, :2], gt[:, :2], one, image_size=(10, 20))
+    np.testing.assert_allclose(got, want2d, rtol=1e-4)
+    half = one * 0.5  # fractional weights: still a weighted mean over at least one unit
+    np.testing.assert_allclose(
+        losses.keypoint2d_loss(pred[:, :2], gt[:, :2], half, image_size=(10, 20)),
+        0.5 * want2d,
+        rtol=1e-4,
+    )
+
+
+def test_rotation_regulariser_quaternion_matches_numpy_and_rejects_other_sizes():
+    for q in ([1.5, 0.0, 0.0, 0.0], [0.3, -0.2, 0.1, 0.4], [2.0, 1.0, -2.0, 4.0]):
+        want = (np.linalg.norm(q) - 1.0) ** 2
+        np.testing.assert_allclose(losses.rotation_regulariser(jnp.asarray(q)), want, rtol=1e-5)
+    with pytest.raises(ValueError, match="4 or 6"):
+        losses.rotation_regulariser(jnp.zeros(5))
+
+
+def test_silhouette_gate_threshold_is_strict_and_zero_counts_as_measured():
+    gate = losses.silhouette_gate
+    off = jnp.zeros((), bool)
+    kw = dict(mode="threshold", threshold=0.25, start_step=10**9)
+    assert not gate(off, 0.25, 0, **kw)  # exactly at the threshold: still off
+    assert gate(off, 0.0, 0, **kw)  # a measured loss of 0 is below any positive threshold
+    assert not gate(off, 0.0, 9, mode="step", threshold=0.25, start_step=10)
+    assert not gate(off, 0.3, 9, mode="threshold_or_step", threshold=0.25, start_step=10)
+
+
+def test_running_skeleton_loss_first_value_and_ema():
+    assert float(losses.running_skeleton_loss(-1.0, 0.5, decay=0.9)) == pytest.approx(0.5)
+    assert float(losses.running_skeleton_loss(0.0, 0.5, decay=0.9)) == pytest.approx(0.05)
+    assert float(losses.running_skeleton_loss(0.2, 0.5, decay=0.75)) == pytest.approx(0.275)

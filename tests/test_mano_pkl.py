@@ -316,3 +316,34 @@ def test_embedded_default_hand_loads_and_mirrors():
     assert right.parents == ref.MANO_PARENTS and len(right.tip_ids) == 5
     np.testing.assert_allclose(np.asarray(right.weights).sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(left.v_template, right.v_template * np.array([-1.0, 1.0, 1.0]))
+
+
+def test_shuffled_kintree_columns_load_to_the_same_posed_hand(tmp_path):
+    """``kintree_table`` is a list of (parent, child) columns in any order: a file whose columns
+    are shuffled is the same hand as the ordered one (official files happen to be ordered)."""
+    hand = mano.load_model()  # the embedded default hand, in MANO layout
+    arrays = {k: np.asarray(getattr(hand, k), np.float64) for k in FIELDS}
+    arrays.update(faces=np.asarray(hand.faces), parents=hand.parents, tip_ids=hand.tip_ids)
+    data = ref.mano_pkl_dict(arrays)
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(16)
+    while perm[0] == 0 or np.any(perm == np.arange(16)):
+        perm = rng.permutation(16)  # no column left in place, the root's not first
+    shuffled = dict(data, kintree_table=data["kintree_table"][:, perm])
+    paths = {}
+    for name, d in (("ordered", data), ("shuffled", shuffled)):
+        paths[name] = tmp_path / name / "MANO_RIGHT.pkl"
+        paths[name].parent.mkdir()
+        paths[name].write_bytes(pickle.dumps(d, protocol=2))
+    ordered = mano.load_model(paths["ordered"], tips=hand.tip_ids)
+    model = mano.load_model(paths["shuffled"], tips=hand.tip_ids)
+    assert model.parents == ordered.parents == ref.MANO_PARENTS
+    pose = rng.normal(0, 0.4, 48)
+    betas = rng.normal(0, 1.0, hand.shapedirs.shape[-1])
+    got = mano.forward(model, np.float32(pose), np.float32(betas))
+    want = mano.forward(ordered, np.float32(pose), np.float32(betas))
+    np.testing.assert_array_equal(got.verts, want.verts)
+    # ... and both are the hand the plain-numpy skinning loop poses with the true tree.
+    ref_verts, _, ref_keypoints = ref.mano_reference(arrays, pose, betas)
+    np.testing.assert_allclose(got.verts, ref_verts, atol=2e-5)
+    np.testing.assert_allclose(got.keypoints, ref_keypoints, atol=2e-5)

@@ -55,22 +55,26 @@ def read_annotation_file(path: str, *, dims: int) -> np.ndarray:
     """
     files.require_file(path, f"Dexter+Object fingertip annotations ({dims}D)")
     rows = []
-    with open(path) as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            groups = [g for g in line.strip().split(";") if g.strip()]
-            try:
-                values = [[float(x) for x in g.split(",")] for g in groups]
-                row = np.array(values, np.float64)
-            except ValueError as e:
-                raise files.DataError(f"{path}:{line_no}: cannot parse numbers ({e})") from e
-            if row.shape != (NUM_TIPS, dims):
-                raise files.DataError(
-                    f"{path}:{line_no}: expected {NUM_TIPS} fingertips of {dims} numbers "
-                    f"separated by ';', got {[len(v) for v in values]}"
-                )
-            rows.append(row)
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise files.DataError(f"{path}: not a text file of numbers ({e})") from e
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        groups = [g for g in line.strip().split(";") if g.strip()]
+        try:
+            values = [[float(x) for x in g.split(",")] for g in groups]
+            row = np.array(values, np.float64)
+        except ValueError as e:
+            raise files.DataError(f"{path}:{line_no}: cannot parse numbers ({e})") from e
+        if row.shape != (NUM_TIPS, dims):
+            raise files.DataError(
+                f"{path}:{line_no}: expected {NUM_TIPS} fingertips of {dims} numbers "
+                f"separated by ';', got {[len(v) for v in values]}"
+            )
+        rows.append(row)
     if not rows:
         raise files.DataError(f"{path}: no annotation lines")
     return np.stack(rows)

@@ -87,10 +87,10 @@ def read_json(path: str, what: str) -> Any:
     """Read a JSON file; ``what`` says what it should hold (used in errors)."""
     require_file(path, what)
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e}); expected {what}") from e
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:  # deep nesting too
+        raise DataError(f"{path}: not valid JSON ({type(e).__name__}: {e}); expected {what}") from e
 
 
 def as_array(value: Any, path: str, shape: Sequence[int | None], what: str) -> np.ndarray:
@@ -101,7 +101,7 @@ def as_array(value: Any, path: str, shape: Sequence[int | None], what: str) -> n
     """
     try:
         array = np.asarray(value, np.float64)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OverflowError, RecursionError) as e:  # 10**400, deep nesting
         raise DataError(f"{path}: expected {what} of shape {tuple(shape)}; {e}") from e
     ok = array.ndim == len(shape) and all(
         w is None or w == g for w, g in zip(shape, array.shape, strict=False)

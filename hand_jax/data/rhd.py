@@ -56,15 +56,18 @@ def read_annotations(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
 
     Raises:
       DataError: the file is missing or its content is not the RHD layout.
-      safe_pickle.UnsafePickleError: the pickle names a non-numpy class.
+      safe_pickle.PickleReadError: the pickle is malformed or names a non-numpy class
+        (``UnsafePickleError``).
     """
     files.require_file(path, "the RHD annotation pickle")
     data = safe_pickle.load(path)
     if not isinstance(data, dict) or not data:
         raise files.DataError(f"{path}: expected a non-empty dict of samples, got {type(data)}")
-    ids = sorted(data)
-    if not all(isinstance(i, (int, np.integer)) for i in ids):
-        raise files.DataError(f"{path}: expected integer sample ids, got {ids[:3]}...")
+    keys = list(data)
+    bad = [i for i in keys if not isinstance(i, int | np.integer) or not 0 <= i < 2**63]
+    if bad:  # checked before sorting: mixed key types cannot be sorted
+        raise files.DataError(f"{path}: expected integer sample ids >= 0, got {bad[:3]!r:.200}")
+    ids = sorted(keys)
     xyz, uv_vis, K = zip(*(_check_entry(data[i], path, i) for i in ids), strict=True)
     return np.asarray(ids, np.int64), np.stack(xyz), np.stack(uv_vis), np.stack(K)
 

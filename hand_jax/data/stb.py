@@ -18,11 +18,14 @@ source (False keeps STB's palm centre as keypoint 0). Split: B2-B6 train (15,000
 B1 test (3,000). STB shows left hands: every sample is mirrored to a right hand.
 """
 
+import json
 import os
+import subprocess
+import sys
+import tempfile
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.io
 from scipy.spatial.transform import Rotation
 
 from hand_jax import keypoints as kp
@@ -53,6 +56,52 @@ def wrist_from_palm(keypoints: np.ndarray) -> np.ndarray:
     return out
 
 
+# scipy's MAT reader is compiled code that a crafted file can crash (a segmentation fault found
+# by fuzzing, scipy 1.17): the file is parsed in a child process, which hands back plain floats.
+_LOADMAT_CHILD = """
+import json, sys
+import numpy as np, scipy.io
+try:
+    mat = scipy.io.loadmat(sys.argv[1])
+except Exception as e:
+    print(json.dumps({"error": f"cannot read .mat file ({type(e).__name__}: {str(e)[:300]})"}))
+    sys.exit(0)
+if "handPara" not in mat:
+    print(json.dumps({"keys": sorted(k for k in mat if not k.startswith("__"))[:20]}))
+    sys.exit(0)
+try:
+    value = np.asarray(mat["handPara"], np.float64)
+except (ValueError, TypeError, OverflowError) as e:
+    print(json.dumps({"error": f"'handPara' is not an array of numbers ({e})"}))
+    sys.exit(0)
+np.save(sys.argv[2], value, allow_pickle=False)
+print(json.dumps({"ok": True}))
+"""
+
+
+def _load_hand_para(path: str) -> np.ndarray:
+    """``handPara`` of a .mat file as float64, parsed by scipy in a child process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "handPara.npy")
+        try:
+            run = subprocess.run([sys.executable, "-c", _LOADMAT_CHILD, path, out],
+                                 capture_output=True, text=True, timeout=600)  # fmt: skip
+        except subprocess.TimeoutExpired as e:
+            raise files.DataError(f"{path}: reading the .mat file did not finish") from e
+        lines = run.stdout.strip().splitlines()
+        if run.returncode != 0 or not lines:
+            raise files.DataError(
+                f"{path}: cannot read .mat file: the reader died (exit status "
+                f"{run.returncode}); the file is malformed"
+            )
+        status = json.loads(lines[-1])
+        if "error" in status:
+            raise files.DataError(f"{path}: {status['error']}")
+        if "keys" in status:
+            raise files.DataError(f"{path}: expected key 'handPara', found {status['keys']}")
+        return np.load(out, allow_pickle=False)
+
+
 def read_labels(path: str) -> np.ndarray:
     """Read an STB ``*_SK.mat`` label file.
 
@@ -63,17 +112,12 @@ def read_labels(path: str) -> np.ndarray:
       [N, 21, 3] millimetres, SK depth frame, STB order.
 
     Raises:
-      DataError: the file is missing, unreadable, lacks ``handPara`` or has the wrong shape.
+      DataError: the file is missing, unreadable (scipy's reader runs in a child process, so a
+        crafted file that crashes it is an error here too), lacks ``handPara`` or has the wrong
+        shape.
     """
     files.require_file(path, "an STB label file with key 'handPara'")
-    try:
-        mat = scipy.io.loadmat(path)
-    except Exception as e:  # scipy raises ValueError, MatReadError, TypeError...
-        raise files.DataError(f"{path}: cannot read .mat file ({type(e).__name__}: {e})") from e
-    if "handPara" not in mat:
-        keys = sorted(k for k in mat if not k.startswith("__"))
-        raise files.DataError(f"{path}: expected key 'handPara', found {keys}")
-    para = files.as_array(mat["handPara"], path, (3, 21, None), "'handPara' [3, 21, N] in mm")
+    para = files.as_array(_load_hand_para(path), path, (3, 21, None), "'handPara' [3, 21, N] in mm")
     return np.transpose(para, (2, 1, 0))
 
 

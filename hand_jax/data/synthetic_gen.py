@@ -41,6 +41,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import time
 from collections.abc import Sequence
 
@@ -49,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from hand_jax import camera, mano
+from hand_jax import camera, mano, outputs
 from hand_jax.data import appearance, files, pose_prior, procedural, schema, synthetic
 from hand_jax.data.contact_sheet import save_contact_sheet
 from hand_jax.render.hard import render_hard, vertex_normals
@@ -58,6 +59,11 @@ GENERATOR_VERSION = "2.0"
 SPLIT_CODES = {"train": 0, "test": 1, "val": 2}
 NEAR = 0.05  # metres: the closest any vertex may come to the camera
 CONTACT_SHEET = "contact_sheet.png"
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 4096  # pixels: smaller is no image, larger no hand crop
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +140,19 @@ class GeneratorConfig:
     def __post_init__(self):
         if self.views not in VIEWS:
             raise ValueError(f"GeneratorConfig: unknown views={self.views!r}; expected {VIEWS}")
+        for key, lo, hi in (("image_size", MIN_IMAGE_SIZE, MAX_IMAGE_SIZE), ("chunk", 1, None),
+                            ("supersample", 1, 8), ("max_occluders", 0, None)):  # fmt: skip
+            value = getattr(self, key)
+            if not _is_int(value) or value < lo or (hi is not None and value > hi):
+                raise ValueError(
+                    f"GeneratorConfig: {key}={value!r}: expected an int in [{lo}, {hi or 'inf'}]"
+                )
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name.endswith("_prob") and not 0.0 <= value <= 1.0:
+                raise ValueError(f"GeneratorConfig: {field.name}={value!r}: expected in [0, 1]")
+            if isinstance(value, tuple) and not value[0] <= value[1]:
+                raise ValueError(f"GeneratorConfig: {field.name}={value!r}: expected (lo, hi)")
 
 
 VIEWS = ("natural", "uniform")
@@ -333,25 +352,46 @@ def _file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def prepare_out_dir(out_dir: str, *, overwrite: bool) -> None:
-    """Create ``out_dir``; refuse a non-empty one unless ``overwrite``.
+def _is_format_file(name: str) -> bool:
+    """Whether ``name`` is one of the files a synthetic dataset consists of."""
+    return name in (synthetic.MANIFEST, CONTACT_SHEET) or bool(
+        re.fullmatch(r"\w+-\d{5}-of-\d{5}\.npz(\.tmp\.npz)?", name)
+    )
 
-    With ``overwrite`` only this format's files are removed (manifest, shards, contact sheet);
-    anything else in the directory is left alone.
-    """
-    os.makedirs(out_dir, exist_ok=True)
-    existing = os.listdir(out_dir)
-    if existing and not overwrite:
-        raise FileExistsError(
-            f"{out_dir} is not empty ({len(existing)} entries, e.g. {sorted(existing)[0]!r}); "
-            "pass --overwrite to replace a synthetic dataset there, or choose another --out_dir"
-        )
-    for name in existing:
-        ours = name in (synthetic.MANIFEST, CONTACT_SHEET) or re.fullmatch(
-            r"\w+-\d{5}-of-\d{5}\.npz(\.tmp\.npz)?", name
-        )
-        if ours:
-            os.remove(os.path.join(out_dir, name))
+
+def _keep_other_files(old_dir: str, new_dir: str) -> None:
+    """Copy what a user kept beside an old dataset (anything not ours) into the new one."""
+    if not os.path.isdir(old_dir):
+        return
+    for name in os.listdir(old_dir):
+        if _is_format_file(name) or os.path.lexists(os.path.join(new_dir, name)):
+            continue
+        src, dst = os.path.join(old_dir, name), os.path.join(new_dir, name)
+        if os.path.isdir(src) and not os.path.islink(src):
+            shutil.copytree(src, dst, symlinks=True)
+        else:
+            shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def check_arguments(*, splits, seed, config, shard_size, sheet_count) -> None:
+    """Raise ``ValueError`` naming the argument if a dataset request cannot be satisfied."""
+    if not isinstance(splits, dict) or not splits:
+        raise ValueError(f"splits={splits!r}: expected {{split: count}} with at least one split")
+    for split, count in splits.items():
+        if split not in SPLIT_CODES:
+            raise ValueError(
+                f"splits: unknown split {split!r}; expected one of {list(SPLIT_CODES)}"
+            )
+        if not _is_int(count) or count < 0:
+            raise ValueError(f"splits[{split!r}]={count!r}: expected a count >= 0")
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"seed={seed!r}: expected an int >= 0")
+    if not _is_int(shard_size) or shard_size <= 0:
+        raise ValueError(f"shard_size={shard_size!r}: expected an int > 0")
+    if not _is_int(sheet_count) or sheet_count < 0:
+        raise ValueError(f"sheet_count={sheet_count!r}: expected an int >= 0")
+    if not isinstance(config, GeneratorConfig):
+        raise ValueError(f"config: expected a GeneratorConfig, got {type(config).__name__}")
 
 
 def generate_dataset(
@@ -368,21 +408,34 @@ def generate_dataset(
 ) -> dict:
     """Render a synthetic dataset to ``out_dir`` (format: ``hand_jax.data.synthetic``).
 
+    Every argument is checked and the model loaded before anything is written. The dataset is
+    written into a temporary sibling of ``out_dir`` that replaces it only when complete
+    (``hand_jax.outputs.staged_dir``), so a failed or interrupted run leaves a previous dataset
+    intact. Files a user kept beside a replaced dataset (anything but the manifest, shards and
+    contact sheet) are carried over.
+
     Args:
       out_dir: output directory; must be empty or absent unless ``overwrite``.
       splits: samples per split, e.g. ``{"train": 2048, "test": 256}``.
-      seed: dataset seed (sample i of a split depends only on seed, split and i).
+      seed: dataset seed (sample i of a split depends only on seed, split and i), >= 0.
       config: the generator's distribution parameters.
       model_path: MANO ``.pkl``/``.npz``; None = the embedded default hand.
-      shard_size: samples per shard file.
+      shard_size: samples per shard file, > 0.
       overwrite: replace an existing dataset in ``out_dir``.
       sheet_count: samples drawn on ``contact_sheet.png`` (0: none).
       progress: show a tqdm progress bar.
 
     Returns:
       The manifest (also written to ``manifest.json``), with timing.
+
+    Raises:
+      ValueError: a bad argument or model file; FileNotFoundError: no model file;
+      FileExistsError: ``out_dir`` is not empty and ``overwrite`` is False.
     """
-    prepare_out_dir(out_dir, overwrite=overwrite)
+    check_arguments(
+        splits=splits, seed=seed, config=config, shard_size=shard_size, sheet_count=sheet_count
+    )
+    outputs.check_out_dir(out_dir, overwrite=overwrite)
     model = mano.load_model(model_path)
     generator = Generator(model, config, seed=seed)
     path = mano.DEFAULT_MODEL_PATH if model_path is None else model_path
@@ -395,6 +448,13 @@ def generate_dataset(
                   "num_verts": model.num_verts, "num_betas": model.num_betas},
         "keypoint_order": "canonical (OpenPose/FreiHAND, hand_jax.keypoints)", "splits": {},
     }  # fmt: skip
+    with outputs.staged_dir(out_dir, overwrite=overwrite) as staging:
+        _write_dataset(staging, manifest, splits, generator, shard_size, sheet_count, progress)
+        _keep_other_files(out_dir, staging)
+    return manifest
+
+
+def _write_dataset(out_dir, manifest, splits, generator, shard_size, sheet_count, progress):
     total = sum(splits.values())
     start = time.perf_counter()
     with tqdm.tqdm(total=total, unit="sample", disable=not progress) as bar:
@@ -411,7 +471,6 @@ def generate_dataset(
         loaded = synthetic.load(out_dir, first)
         picks = [loaded[i] for i in range(min(sheet_count, len(loaded)))]
         save_contact_sheet(picks, os.path.join(out_dir, CONTACT_SHEET))
-    return manifest
 
 
 def _write_split(out_dir, split, count, generator, *, shard_size, bar) -> dict:

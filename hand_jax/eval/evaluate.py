@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hand_jax import keypoints as kp
+from hand_jax import outputs
 from hand_jax.eval import metrics, plots, tables
 
 PRIMARY_ALIGNMENT = {
@@ -55,15 +56,71 @@ class KeypointSet(NamedTuple):
     keypoints_2d: np.ndarray | None = None  # [N, K, 2] pixels
 
 
-def prepare_out_dir(out_dir: str | Path, *, overwrite: bool) -> Path:
-    """Create ``out_dir``; refuse a non-empty one unless ``overwrite``."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out_dir={out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"--out_dir={out}: not empty; pass --overwrite to write into it")
-    out.mkdir(parents=True, exist_ok=True)
+def _read_npz(path: Path, what: str) -> dict[str, np.ndarray]:
+    """Every array of an npz, read without pickle; any failure names the file (and key)."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as e:  # BadZipFile, EOFError, ValueError (pickled data), OSError, ...
+        raise ValueError(
+            f"{path}: cannot read the {what} npz ({type(e).__name__}: {str(e)[:200]})"
+        ) from e
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: holds a single .npy array; expected an npz of {what}")
+    out = {}
+    with data:
+        for key in data.files:
+            try:
+                out[key] = data[key]
+            except ValueError as e:
+                raise ValueError(
+                    f"{path}: key {key[:80]!r}: cannot read without pickle ({e}); save ids as "
+                    "str/int and numbers as float arrays"
+                ) from e
+            except Exception as e:  # a corrupt member: BadZipFile, zlib.error, EOFError, ...
+                raise ValueError(
+                    f"{path}: key {key[:80]!r}: cannot read ({type(e).__name__}: {str(e)[:200]})"
+                ) from e
     return out
+
+
+def _numbers(data: dict, key: str, path: Path) -> np.ndarray:
+    """``data[key]`` as float64, refusing arrays that do not hold real numbers."""
+    if data[key].dtype.kind not in "biuf":
+        raise ValueError(f"{path}: {key}: expected numbers, got dtype {data[key].dtype}")
+    return np.asarray(data[key], np.float64)
+
+
+def _ids_as_str(ids: np.ndarray, path: Path) -> np.ndarray:
+    if ids.dtype.kind not in "iuUS":
+        raise ValueError(f"{path}: ids: expected str or int ids, got dtype {ids.dtype}")
+    try:
+        return ids.astype(str)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: ids: bytes ids must be ASCII ({e})") from e
+
+
+def check_finite(pred: KeypointSet, valid: np.ndarray, source) -> None:
+    """Raise ``ValueError`` naming ``source`` and the ids of predictions that are not finite.
+
+    Args:
+      pred: predictions in the ground truth's sample order.
+      valid: [N, K] the ground truth's labelled keypoints: only these are scored (unlabelled
+        entries may hold anything, NaN included); vertices are all scored.
+      source: the predictions file or checkpoint, for the message.
+    """
+    checks = [("keypoints_3d", valid), ("keypoints_2d", valid), ("verts", None)]
+    for key, where in checks:
+        values = getattr(pred, key)
+        if values is None:
+            continue
+        finite = np.all(np.isfinite(values), axis=-1)
+        bad = ~np.all(finite if where is None else finite | ~where, axis=1)
+        if np.any(bad):
+            raise ValueError(
+                f"{source}: {key} of {int(bad.sum())} of {len(bad)} predictions are not finite "
+                f"(NaN or inf) where they are scored; ids {pred.ids[bad][:10].tolist()}"
+                f"{' ...' if bad.sum() > 10 else ''}"
+            )
 
 
 def load_keypoint_npz(path: str | Path, *, what: str) -> KeypointSet:
@@ -75,35 +132,38 @@ def load_keypoint_npz(path: str | Path, *, what: str) -> KeypointSet:
 
     Returns:
       A ``KeypointSet`` (``keypoint_valid`` all True when the file has none).
+
+    Raises:
+      FileNotFoundError: no such file. ValueError: naming the file (and key) for an unreadable
+      or malformed file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} file {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-    except ValueError as e:
-        raise ValueError(f"{path}: cannot read without pickle ({e}); save ids as str/int") from e
+    data = _read_npz(path, what)
     expected = "ids [N] and keypoints_3d [N, K, 3] (metres)"
     for key in ("ids", "keypoints_3d"):
         if key not in data:
             raise ValueError(f"{path}: missing key {key!r}; expected {expected}; has {list(data)}")
-    kp3, ids = np.asarray(data["keypoints_3d"], np.float64), np.asarray(data["ids"])
+    kp3, ids = _numbers(data, "keypoints_3d", path), data["ids"]
     if kp3.ndim != 3 or kp3.shape[-1] != 3 or ids.shape != kp3.shape[:1]:
         raise ValueError(f"{path}: expected {expected}, got {ids.shape} and {kp3.shape}")
-    valid = np.asarray(data.get("keypoint_valid", np.ones(kp3.shape[:2], bool)))
+    if kp3.shape[0] == 0 or kp3.shape[1] == 0:
+        raise ValueError(f"{path}: no samples or no keypoints: keypoints_3d {kp3.shape}")
+    valid = _numbers(data, "keypoint_valid", path) if "keypoint_valid" in data else None
+    valid = np.ones(kp3.shape[:2], bool) if valid is None else valid != 0
     if valid.shape != kp3.shape[:2]:
         raise ValueError(f"{path}: keypoint_valid: expected {kp3.shape[:2]}, got {valid.shape}")
     optional = {}
     for key, width in (("verts", 3), ("keypoints_2d", 2)):
         if key in data:
-            arr = np.asarray(data[key], np.float64)
+            arr = _numbers(data, key, path)
             if arr.ndim != 3 or arr.shape[0] != len(ids) or arr.shape[-1] != width:
                 raise ValueError(
                     f"{path}: {key}: expected [N={len(ids)}, *, {width}], got {arr.shape}"
                 )
             optional[key] = arr
-    return KeypointSet(ids.astype(str), kp3, valid.astype(bool), **optional)
+    return KeypointSet(_ids_as_str(ids, path), kp3, valid, **optional)
 
 
 def load_split_ground_truth(name: str, data_dir: str | Path, split: str) -> KeypointSet:
@@ -365,7 +425,8 @@ def evaluate(
     """Evaluate one run and write metrics.json, per_sample.npz, tables and plots into out_dir.
 
     Args:
-      out_dir: output directory (refused if non-empty unless ``overwrite``).
+      out_dir: output directory (refused if non-empty unless ``overwrite``); written as a
+        temporary sibling swapped in when complete, so a failed run keeps the previous one.
       dataset: dataset name: the table column and the primary alignment.
       predictions: predictions npz (or ``checkpoint``).
       ground_truth: ground-truth npz (or ``data_dir``).
@@ -374,10 +435,14 @@ def evaluate(
       checkpoint: a training run (``--workdir``) or checkpoint to run (``hand_jax.predict``).
       method, variant: row label of this run in the tables.
       compare_with: other runs' metrics.json drawn and tabulated beside this one.
-      overwrite: allow a non-empty out_dir.
+      overwrite: replace a non-empty out_dir.
 
     Returns:
       The metrics dict written to metrics.json.
+
+    Raises:
+      ValueError: unreadable or malformed inputs, non-finite predictions (naming the file and
+        the sample ids), ids that do not match.
     """
     if (predictions is None) == (checkpoint is None):
         raise ValueError("pass exactly one of --predictions and --checkpoint")
@@ -385,7 +450,7 @@ def evaluate(
         raise ValueError("pass exactly one of --ground_truth and --data_dir")
     predict = _checkpoint_predictor(checkpoint) if checkpoint is not None else None
     others = [tables.load_result(p) for p in compare_with]
-    out = prepare_out_dir(out_dir, overwrite=overwrite)
+    outputs.check_out_dir(out_dir, overwrite=overwrite)  # before any work; written at the end
     if ground_truth is not None:
         gt = load_keypoint_npz(ground_truth, what="ground truth")
     else:
@@ -397,6 +462,8 @@ def evaluate(
     order = match_ids(pred.ids, gt.ids)
     pred = KeypointSet(*(None if x is None else x[order] for x in pred))
     _check_shapes(pred, gt)
+    scored = pred if gt.verts is not None else pred._replace(verts=None)
+    check_finite(scored, gt.keypoint_valid, predictions if predictions is not None else checkpoint)
     _check_units(pred, gt)
     body, per_sample = compute_metrics(pred, gt, dataset=dataset)
     inputs = {
@@ -405,7 +472,8 @@ def evaluate(
     }
     result = {"format": FORMAT, "dataset": dataset, "method": method, "variant": variant,
               "split": split, "num_samples": len(gt.ids), "inputs": inputs, **body}  # fmt: skip
-    write_outputs(out, result, pred, gt, per_sample, others)
+    with outputs.staged_dir(out_dir, overwrite=overwrite) as staging:
+        write_outputs(Path(staging), result, pred, gt, per_sample, others)
     return result
 
 

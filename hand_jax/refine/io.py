@@ -23,6 +23,7 @@ as "no valid evidence" instead of an energy.
 
 import os
 import zipfile
+import zlib
 
 import jax
 import jax.numpy as jnp
@@ -42,21 +43,28 @@ class EvidenceError(ValueError):
 PARAM_SHAPES = {"global_rot": (4, 6), "pose": tuple(range(1, 46)), "cam": (3,)}
 
 
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError,
+                NotImplementedError, MemoryError)  # fmt: skip
+
+
 def _read_npz(path) -> dict:
+    """Every member of an npz, without pickle; any failure is an ``EvidenceError``."""
     try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {}
-            for k in f.files:
-                try:
-                    data[k] = f[k]
-                except ValueError as e:  # object arrays need pickle: refused
-                    raise EvidenceError(f"{path}: '{k}' is an object array ({e})") from e
-    except EvidenceError:
-        raise
+        f = np.load(path, allow_pickle=False)
     except FileNotFoundError as e:
         raise EvidenceError(f"{path}: no such file") from e
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+    except _READ_ERRORS as e:
         raise EvidenceError(f"{path}: not a readable npz ({type(e).__name__}: {e})") from e
+    data = {}
+    with f:
+        for k in f.files:
+            try:
+                data[k] = f[k]
+            except _READ_ERRORS as e:  # object arrays (pickle refused), corrupt members
+                raise EvidenceError(
+                    f"{path}: '{k}' is not a readable array (object arrays are refused; "
+                    f"{type(e).__name__}: {e})"
+                ) from e
     for k, v in data.items():
         if k == "ids" and v.dtype.kind in "US":
             continue

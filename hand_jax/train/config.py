@@ -5,6 +5,8 @@ Runs before any JAX computation, so that a typo or a wrong type in a config file
 The reference is ``launch/configs/default.py:get_config()``, which declares every key.
 """
 
+import math
+
 import jax
 
 _CHOICES = {
@@ -14,6 +16,66 @@ _CHOICES = {
     ("loss", "silhouette_gate"): ("always", "never", "threshold", "step", "threshold_or_step"),
     ("optim", "schedule"): ("cosine", "constant"),
 }
+
+
+# (low, high, low_inclusive, high_inclusive); None: unbounded on that side. Ranges, not only
+# types: a negative learning rate or loss weight, a negative sigma or an EMA decay of 7 are
+# type-correct and would train silently towards nonsense.
+_POSITIVE = (0, None, False, False)
+_NON_NEGATIVE = (0, None, True, False)
+_UNIT = (0, 1, True, True)
+_DECAY = (0, 1, True, False)
+_LOSS_WEIGHTS = ("heatmap", "e2d_keypoints", "mask", "kp3d", "kp2d", "refine2d", "silhouette",
+                 "pose_prior", "shape_prior", "rot_reg")  # fmt: skip
+_RANGES = {
+    ("model", "width"): _POSITIVE,
+    ("model", "head_width"): _POSITIVE,
+    ("model", "threshold"): _DECAY,
+    ("model", "num_iterations"): _POSITIVE,
+    ("model", "hidden"): _POSITIVE,
+    ("model", "conv_width"): _POSITIVE,
+    ("model", "num_betas"): _NON_NEGATIVE,
+    ("model", "init_fill"): (0, 1, False, True),
+    ("data", "num_workers"): _NON_NEGATIVE,
+    ("data", "crop_margin"): _NON_NEGATIVE,
+    **{("loss", k): _NON_NEGATIVE for k in _LOSS_WEIGHTS},
+    ("loss", "heatmap_sigma"): _POSITIVE,
+    ("loss", "silhouette_threshold"): _NON_NEGATIVE,
+    ("loss", "silhouette_start_step"): _NON_NEGATIVE,
+    ("loss", "skeleton_ema"): _DECAY,
+    ("loss", "silhouette_sigma"): _POSITIVE,
+    ("optim", "learning_rate"): _POSITIVE,
+    ("optim", "warmup_steps"): _NON_NEGATIVE,
+    ("optim", "end_factor"): _UNIT,
+    ("optim", "weight_decay"): _NON_NEGATIVE,
+    ("optim", "grad_clip_norm"): _NON_NEGATIVE,
+    ("train", "global_batch_size"): _POSITIVE,
+    ("train", "num_steps"): _POSITIVE,
+    ("train", "e2d_steps"): _NON_NEGATIVE,
+    ("train", "e3d_steps"): _NON_NEGATIVE,
+    ("train", "color_jitter"): _UNIT,
+    ("train", "log_every"): _POSITIVE,
+    ("train", "eval_every"): _POSITIVE,
+    ("train", "eval_examples"): _NON_NEGATIVE,
+    ("train", "png_examples"): _NON_NEGATIVE,
+    ("checkpoint", "every"): _POSITIVE,
+    ("checkpoint", "keep"): _POSITIVE,
+}
+
+
+def _check_range(section: str, key: str, value, bounds) -> None:
+    lo, hi, lo_in, hi_in = bounds
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (lo is None or value > lo or (lo_in and value == lo))
+    ok = ok and (hi is None or value < hi or (hi_in and value == hi))
+    if not ok:
+        interval = f"{'[' if lo_in else '('}{lo if lo is not None else '-inf'}, " + (
+            f"{hi if hi is not None else 'inf'}{']' if hi_in else ')'}"
+        )
+        raise ValueError(
+            f"config: {section}.{key}={value!r} is out of range: expected a finite number in "
+            f"{interval}"
+        )
 
 
 def _check_structure(config, reference, path=()):
@@ -46,6 +108,10 @@ def _same_type(value, ref) -> bool:
 def validate_config(config, *, reference=None) -> None:
     """Raise ``ValueError`` naming the key if the config is malformed (no JAX computation).
 
+    Checks the structure against ``reference``, the choices of enumerated keys, the image and
+    silhouette sizes, and the range of every numeric hyperparameter (``_RANGES``: positive
+    learning rate and sigmas, non-negative loss weights, decays in [0, 1), ...).
+
     Args:
       config: the training config.
       reference: the default config declaring every key and its type; when given, unknown keys,
@@ -66,11 +132,9 @@ def validate_config(config, *, reference=None) -> None:
             f"config: loss.silhouette_size={config.loss.silhouette_size} must divide "
             f"data.image_size={size}"
         )
-    for section, key in (("train", "num_steps"), ("train", "log_every"), ("train", "eval_every"),
-                         ("train", "global_batch_size"), ("checkpoint", "every"),
-                         ("checkpoint", "keep"), ("model", "num_iterations")):  # fmt: skip
-        if config[section][key] <= 0:
-            raise ValueError(f"config: {section}.{key}={config[section][key]} must be positive")
+    for (section, key), bounds in _RANGES.items():
+        if section in config and key in config[section]:
+            _check_range(section, key, config[section][key], bounds)
 
 
 def check_devices(config) -> None:

@@ -185,3 +185,119 @@ def test_load_split_rejects_unknown_sources(tmp_path):
     assert set(SOURCES) == {"synthetic", "rhd", "stb", "dexter_object", "freihand"}
     with pytest.raises(ValueError, match="unknown source name='mpii'"):
         load_split("mpii", str(tmp_path), "test")
+
+
+def _bilinear_loop(image, matrix, out_size):
+    """Reference resampling, one output pixel at a time: the output pixel centre mapped back to
+    the source, bilinear between the four source pixel centres around it, zero outside."""
+    img = np.asarray(image, np.float64)
+    inv = np.linalg.inv(matrix)
+    out = np.zeros((out_size, out_size) + img.shape[2:])
+    for r in range(out_size):
+        for c in range(out_size):
+            u, v, _ = inv @ [c + 0.5, r + 0.5, 1.0]
+            x, y = u - 0.5, v - 0.5  # continuous source index (pixel i's centre at index i)
+            x0, y0 = int(np.floor(x)), int(np.floor(y))
+            fx, fy = x - x0, y - y0
+            for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+                xi, yi = x0 + dx, y0 + dy
+                if 0 <= xi < img.shape[1] and 0 <= yi < img.shape[0]:
+                    w = (fx if dx else 1 - fx) * (fy if dy else 1 - fy)
+                    out[r, c] += w * img[yi, xi]
+    return out
+
+
+def test_warp_samples_bilinearly_at_a_fractional_position():
+    img = np.arange(20, dtype=np.float32).reshape(4, 5) ** 1.5  # no two pixels alike
+    # Source = output shifted by (0.25, 0.6) px: output (1, 2) samples source index (2.25, 1.6).
+    matrix = crop.box_matrix((0.25, 0.6, 5), out_size=5)
+    out = crop.warp_image(img, matrix, out_size=5)
+    want = (0.75 * 0.4 * img[1, 2] + 0.25 * 0.4 * img[1, 3]
+            + 0.75 * 0.6 * img[2, 2] + 0.25 * 0.6 * img[2, 3])  # fmt: skip
+    assert out[1, 2] == pytest.approx(want, rel=1e-6)
+    assert abs(out[1, 2] - img[1, 2]) > 1.0  # a swapped weight would not give `want`
+    np.testing.assert_allclose(out, _bilinear_loop(img, matrix, 5), rtol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_warp_matches_loop_reference_under_a_random_affine(seed):
+    rng = np.random.default_rng(seed)
+    img = rng.uniform(0, 255, (13, 17, 2)).astype(np.float32)
+    angle, scale = rng.uniform(-np.pi, np.pi), rng.uniform(0.7, 1.4)
+    c, s = np.cos(angle) * scale, np.sin(angle) * scale
+    matrix = np.array([[c, -s, rng.uniform(0, 6)], [s, c, rng.uniform(-3, 3)], [0, 0, 1]])
+    out = crop.warp_image(img, matrix, out_size=11)
+    np.testing.assert_allclose(out, _bilinear_loop(img, matrix, 11), rtol=1e-5, atol=1e-3)
+
+
+def _sample_with_box(image, mask, box):
+    """A sample whose keypoints' bounding box is exactly ``box`` (so margin 0 crops ``box``)."""
+    u0, v0, side = box
+    kp = np.tile([[u0 + side / 2, v0 + side / 2]], (21, 1))
+    kp[0], kp[1] = (u0, v0), (u0 + side, v0 + side)
+    K = np.array([[100.0, 0, 0], [0, 100.0, 0], [0, 0, 1]])
+    xyz = np.concatenate([kp / 100.0, np.ones((21, 1))], axis=1)  # depth 1 m, projects to kp
+    return schema.make_sample(id="t/box", image=image, mask=mask, keypoints_2d=kp,
+                              keypoints_3d=xyz, K=K)  # fmt: skip
+
+
+def test_crop_antialiases_a_fine_checkerboard():
+    """A one-pixel checkerboard shrunk ~12x is a flat grey; without anti-aliasing it aliases."""
+    yy, xx = np.mgrid[:200, :200]
+    board = (((yy + xx) % 2) * 255).astype(np.uint8)
+    image = np.repeat(board[..., None], 3, axis=-1)
+    s = _sample_with_box(image, board > 0, (3.3, 4.1, 190.0))
+    c = crop.crop_sample(s, out_size=16, margin=0.0)
+    grey = c["image"][..., 0].astype(np.float64)
+    # 4 x 4 samples a pixel over a 2-pixel-periodic pattern: every average is 1/2 (up to rounding).
+    assert np.abs(grey - 127.5).max() <= 2, np.abs(grey - 127.5).max()
+    aliased = crop.crop_sample(s, out_size=16, margin=0.0, antialias=False)
+    assert np.abs(aliased["image"][..., 0] - 127.5).max() > 80  # what the test guards against
+
+
+@pytest.mark.parametrize("box, out_size", [((5.25, 2.75, 24.0), 24), ((4.0, 6.0, 24.0), 12)])
+def test_crop_mask_is_the_thresholded_resampled_mask(box, out_size):
+    """The cropped mask is exactly (resampled mask >= 1/2): no dilation, no erosion."""
+    rng = np.random.default_rng(0)
+    mask = np.zeros((36, 40), np.uint8)
+    mask[8:25, 10:30] = 1
+    mask[rng.uniform(size=mask.shape) < 0.15] ^= 1  # ragged edges and holes
+    image = np.zeros((36, 40, 3), np.uint8)
+    s = _sample_with_box(image, mask, box)
+    s["mask_full"] = mask.copy()
+    c = crop.crop_sample(s, out_size=out_size, margin=0.0)
+    matrix = crop.box_matrix(box, out_size=out_size)
+    np.testing.assert_allclose(c["crop_matrix"], matrix, atol=1e-5)
+    n = round(box[2] / out_size)  # the supersampling factor: 2x2 samples for a 2x shrink
+    if n == 1:
+        soft = _bilinear_loop(mask, matrix, out_size)
+    else:
+        fine = crop.box_matrix(box, out_size=out_size * n)
+        soft = _bilinear_loop(mask, fine, out_size * n)
+        soft = soft.reshape(out_size, n, out_size, n).mean(axis=(1, 3))
+    assert np.any(np.abs(soft - 0.5) < 0.3)  # many pixels are fractional before the threshold
+    want = (soft >= 0.5 - 1e-9).astype(np.uint8)
+    np.testing.assert_array_equal(c["mask"], want)
+    np.testing.assert_array_equal(c["mask_full"], want)
+
+
+def test_keypoint_box_defaults_and_limits():
+    pts = np.array([[10.0, 20.0], [30.0, 24.0]] + [[20.0, 22.0]] * 19)
+    u0, v0, side = crop.keypoint_box(pts)  # default margin 0.25: side = 20 * 1.5
+    assert (u0, v0, side) == pytest.approx((5.0, 7.0, 30.0))
+    one = np.full((21, 2), np.nan)
+    one[3] = (40.0, 50.0)  # a single finite keypoint: a min_side (8 px) box around it
+    assert tuple(crop.keypoint_box(one)) == pytest.approx((36.0, 46.0, 8.0))
+    with pytest.raises(ValueError, match="^keypoint_box: no valid, finite keypoint"):
+        crop.keypoint_box(np.full((21, 2), np.nan))
+    with pytest.raises(ValueError, match="^keypoint_box: no valid"):
+        crop.keypoint_box(pts, np.zeros(21, bool))
+
+
+def test_box_matrix_accepts_any_positive_side():
+    np.testing.assert_allclose(
+        crop.box_matrix((1.0, 2.0, 0.5), out_size=4), [[8, 0, -8], [0, 8, -16], [0, 0, 1]]
+    )
+    for side in (0.0, -3.0):
+        with pytest.raises(ValueError, match="side must be positive"):
+            crop.box_matrix((1.0, 2.0, side), out_size=4)

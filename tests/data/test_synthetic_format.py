@@ -3,6 +3,8 @@
 import json
 import os
 import pickle
+import subprocess
+import sys
 
 import imageio.v3 as iio
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 from hand_jax.data import contact_sheet, files, load_split, schema, synthetic
 
 S = 16
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _sample(rng, index):
@@ -118,3 +121,127 @@ def test_contact_sheet_is_written(tmp_path):
     contact_sheet.save_contact_sheet(samples, path, columns=3)
     image = iio.imread(path)
     assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0
+
+
+def write_raw_shard(path, members):
+    """Write an uncompressed npz whose members are (header dict, raw data bytes) pairs."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        for name, (header, data) in members.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array_header_1_0(buf, header)
+            z.writestr(name + ".npy", buf.getvalue() + data)
+
+
+def _members_of(path):
+    """The (header, raw data) pairs of a shard written by ``write_shard``."""
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    return {
+        k: ({"descr": np.lib.format.dtype_to_descr(a.dtype), "fortran_order": False,
+             "shape": a.shape}, a.tobytes())
+        for k, a in arrays.items()
+    }  # fmt: skip
+
+
+# Runs the reader in a child process: a memory-mapped object array dereferences file bytes as
+# pointers and crashes the interpreter, which must fail this test rather than kill pytest.
+_CHILD = """
+import sys
+from hand_jax.data import files, load_split
+try:
+    samples = load_split("synthetic", sys.argv[1], "train")
+    for i in range(len(samples)):
+        samples[i]["image"].sum()
+except files.DataError as e:
+    print("DataError:", e)
+    sys.exit(0)
+print("loaded without error")
+sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("member", ["image", "keypoints_3d", "index"])
+def test_object_dtype_member_is_refused_not_mapped(tmp_path, member):
+    write_dataset(str(tmp_path))
+    path = tmp_path / synthetic.shard_name("train", 0, 2)
+    members = _members_of(path)
+    header, data = members[member]
+    # Pointers to an attacker-chosen address, as many as the declared shape needs.
+    count = int(np.prod(header["shape"]))
+    members[member] = (dict(header, descr="|O"), (0x4141414141414141).to_bytes(8, "little") * count)
+    write_raw_shard(path, members)
+    run = subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, (run.returncode, run.stdout, run.stderr)
+    assert f"member '{member}' is object" in run.stdout and path.name in run.stdout
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda h, d: (dict(h, descr="<f8"), d + d), r"member 'keypoints_3d' is float64"),
+        (lambda h, d: (dict(h, shape=(3, 21, 2)), d), r"'keypoints_3d' is float32 \(3, 21, 2\)"),
+        (lambda h, d: (dict(h, descr=[("a", "<f4")]), d), r"member 'keypoints_3d' is \[\("),
+        (lambda h, d: (h, d[:-8]), r"'keypoints_3d': 756 bytes of data run past the end"),
+    ],
+)
+def test_member_dtype_shape_and_extent_are_checked(tmp_path, change, match):
+    write_dataset(str(tmp_path))
+    path = tmp_path / synthetic.shard_name("train", 0, 2)
+    members = _members_of(path)
+    members["keypoints_3d"] = change(*members["keypoints_3d"])
+    write_raw_shard(path, members)
+    with pytest.raises(files.DataError, match=match):
+        load_split("synthetic", str(tmp_path), "train")[0]
+
+
+def test_unexpected_duplicate_and_compressed_members(tmp_path):
+    write_dataset(str(tmp_path))
+    path = tmp_path / synthetic.shard_name("train", 0, 2)
+    members = _members_of(path)
+    write_raw_shard(path, {**members, "extra": members["index"]})
+    with pytest.raises(files.DataError, match=r"00002.npz: unexpected member 'extra.npy'"):
+        load_split("synthetic", str(tmp_path), "train")[0]
+    with np.load(tmp_path / synthetic.shard_name("train", 1, 2)) as data:
+        np.savez_compressed(path, **{k: data[k] for k in data.files})
+    with pytest.raises(files.DataError, match=r"member 'index.npy' is compressed"):
+        load_split("synthetic", str(tmp_path), "train")[0]
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda m: m.update(splits=[1]), r'expected "splits"'),
+        (lambda m: m["splits"]["train"].update(count="5"), r"split 'train': expected"),
+        (lambda m: m["splits"]["train"]["shards"][0].update(file="../x.npz"), r"shard 0 must"),
+        (lambda m: m["splits"]["train"]["shards"][1].update(file="/etc/x.npz"), r"shard 1 must"),
+        (lambda m: m["splits"]["train"]["shards"][0].update(count=-1), r"shard 0 must"),
+        (lambda m: m["splits"]["train"]["shards"].append(7), r"shard 2 must"),
+        (lambda m: m["splits"]["train"].update(count=4), r"count 4 differs .* total 5"),
+        (lambda m: m.update(format_version="1"), r"format_version '1'"),
+        (lambda m: m.update(image_size=-3), r"image_size -3"),
+    ],
+)
+def test_malformed_manifest_is_a_data_error(tmp_path, edit, match):
+    _, manifest = write_dataset(str(tmp_path))
+    edit(manifest)
+    (tmp_path / synthetic.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(files.DataError, match=match) as info:
+        load_split("synthetic", str(tmp_path), "train")
+    assert "manifest.json" in str(info.value)
+
+
+def test_non_finite_labels_name_the_shard(tmp_path):
+    samples, _ = write_dataset(str(tmp_path))
+    path = tmp_path / synthetic.shard_name("train", 1, 2)
+    members = _members_of(path)
+    header, data = members["K"]
+    members["K"] = (header, np.full(header["shape"], np.nan, np.float32).tobytes())
+    write_raw_shard(path, members)
+    loaded = load_split("synthetic", str(tmp_path), "train")
+    loaded[0]
+    with pytest.raises(files.DataError, match=r"00001-of-00002.npz: row 0: .*'K' must be finite"):
+        loaded[3]

@@ -1,5 +1,7 @@
 """Tests of hand_jax.eval.metrics against hand computations, loop references and invariances."""
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.linalg import orthogonal_procrustes
@@ -227,6 +229,19 @@ def test_f_score_closed_forms():
     )
 
 
+def test_f_score_distance_exactly_at_the_threshold_does_not_count():
+    # FreiHAND's calculate_fscore counts a point only when closer than the threshold (strict <).
+    # Distances 0.5 and 0.25 are exact in binary floating point.
+    gt = np.array([[0.0, 0, 0], [10.0, 0, 0]])
+    pred = np.array([[0.5, 0, 0], [10.25, 0, 0]])
+    s = metrics.f_score(pred, gt, 0.5)
+    assert (s.precision, s.recall, s.f) == (0.5, 0.5, 0.5)
+    assert metrics.f_score(pred, gt, 0.25).f == 0.0
+    assert metrics.f_score(pred, gt, np.nextafter(0.5, 1.0)).f == 1.0
+    np.testing.assert_array_equal(metrics.f_scores(pred[None], gt[None], (0.25, 0.5, 0.75)),
+                                  [[0.0, 0.5, 1.0]])  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -254,3 +269,156 @@ def test_bad_errors_input():
         np.array([[np.nan, 0.0]]), [[False, True]], thresholds=t
     )
     assert ok.excluded_keypoints == (0,) and ok.auc == 1.0
+
+
+def test_keypoint_errors_match_a_loop():
+    rng = np.random.default_rng(9)
+    for d in (2, 3):
+        pred, gt = rng.normal(size=(2, 4, 5, d))
+        want = [[np.sqrt(sum((pred[n, k, i] - gt[n, k, i]) ** 2 for i in range(d)))
+                 for k in range(5)] for n in range(4)]  # fmt: skip
+        np.testing.assert_allclose(metrics.keypoint_errors(pred, gt), want, rtol=1e-12)
+    with pytest.raises(ValueError, match="pred: expected the shape of gt"):
+        metrics.keypoint_errors(np.zeros((4, 5, 3)), np.zeros((4, 6, 3)))
+    with pytest.raises(ValueError, match=r"^gt: non-finite"):
+        metrics.keypoint_errors(np.zeros((1, 2, 3)), np.full((1, 2, 3), np.inf))
+
+
+def test_default_ref_bone_is_the_middle_finger_mcp_to_pip():
+    # Canonical order: wrist 0; thumb 1-4; index 5-8; middle 9-12 (MCP, PIP, DIP, tip).
+    assert metrics.REF_BONE == (9, 10)
+    rng = np.random.default_rng(10)
+    gt = rng.normal(size=(3, 21, 3)) * 0.05
+    pred = rng.normal(size=(3, 21, 3)) * 0.05
+    got = metrics.align_root_scale(pred, gt)
+    np.testing.assert_allclose(
+        np.linalg.norm(got[:, 10] - got[:, 9], axis=-1),
+        np.linalg.norm(gt[:, 10] - gt[:, 9], axis=-1),
+        rtol=1e-12,
+    )
+
+
+def test_default_grids_and_thresholds_are_the_documented_ones():
+    mm = 1e-3
+    grids = metrics.AUC_20_50_GRIDS
+    assert set(grids) == {"linspace_20_50_20", "hand3d_subset", "zhang_5mm"}
+    np.testing.assert_allclose(
+        grids["linspace_20_50_20"], [(20 + 30 * i / 19) * mm for i in range(20)]
+    )
+    np.testing.assert_allclose(grids["zhang_5mm"], [t * mm for t in range(20, 51, 5)])
+    assert len(grids["hand3d_subset"]) == 12
+    np.testing.assert_allclose(grids["hand3d_subset"][[0, -1]], [50 * 8 / 19 * mm, 50 * mm])
+    assert metrics.FSCORE_THRESHOLDS == (0.005, 0.015)  # F@5 mm, F@15 mm
+    np.testing.assert_allclose(metrics.make_thresholds(), [0.05 * i / 19 for i in range(20)])
+    # The defaults are what auc_grids and f_scores use.
+    errors = np.full((1, 21), 0.035)
+    aucs = metrics.auc_grids(errors)
+    # PCK is a step at 35 mm: the AUC is the part of the grid at or above it, by the trapezoid.
+    for name, t in grids.items():
+        pck = (t >= 0.035).astype(float)
+        assert aucs[name] == pytest.approx(np.trapezoid(pck, t) / (t[-1] - t[0]))
+    pts = np.random.default_rng(0).normal(size=(1, 30, 3))
+    np.testing.assert_allclose(metrics.f_scores(pts + [0.01, 0, 0], pts), [[0.0, 1.0]])
+
+
+def test_threshold_grids_validate_their_limits():
+    np.testing.assert_allclose(metrics.make_thresholds(0.0, 1.0, 2), [0.0, 1.0])  # 2 points ok
+    with pytest.raises(ValueError, match="lo < hi"):
+        metrics.make_thresholds(0.01, 0.01)
+    with pytest.raises(ValueError, match="steps"):
+        metrics.make_thresholds(steps=1)
+    assert metrics.pck_auc([0.0, 1.0], [0.0, 1.0]) == pytest.approx(0.5)  # 2 thresholds ok
+    with pytest.raises(ValueError):
+        metrics.pck_auc([0.0, 0.5, 0.5], [0.0, 0.5, 1.0])  # repeated threshold
+    with pytest.raises(ValueError):
+        metrics.pck_auc([0.0], [1.0])
+    with pytest.raises(ValueError):
+        metrics.pck_auc([[0.0, 1.0], [2.0, 3.0]], [[0.0, 1.0], [0.0, 1.0]])  # not one grid
+
+
+def test_bad_valid_shape_message_names_n_and_k():
+    with pytest.raises(ValueError, match=r"\[N, K\] = \(2, 21\)"):
+        metrics.keypoint_metrics(np.zeros((2, 21, 3)), np.zeros((2, 21, 3)), valid=np.ones(5))
+
+
+def _umeyama_reference(p, g):
+    """Best similarity s R p + t ~ g with det(R) = +1 (Umeyama 1991), one sample, plain numpy."""
+    mp, mg = p.mean(0), g.mean(0)
+    x, y = p - mp, g - mg
+    u, sig, vt = np.linalg.svd(y.T @ x)
+    s_fix = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    rot = u @ s_fix @ vt
+    scale = np.trace(np.diag(sig) @ s_fix) / np.sum(x**2)
+    return scale * x @ rot.T + mg
+
+
+def test_procrustes_of_a_mirror_image_is_the_best_proper_rotation():
+    rng = np.random.default_rng(12)
+    gt = rng.normal(size=(3, 21, 3)) * 0.05 + 0.3
+    pred = gt * [-1.0, 1.0, 1.0] + rng.normal(size=gt.shape) * 0.002  # mirrored in x
+    got = metrics.align_procrustes(pred, gt)
+    for n in range(3):
+        np.testing.assert_allclose(got[n], _umeyama_reference(pred[n], gt[n]), atol=1e-12)
+        # A proper rotation cannot undo a mirror: the fit stays poor; a reflection can.
+        assert np.abs(got[n] - gt[n]).max() > 0.01
+    mirrored = metrics.align_procrustes(pred, gt, allow_reflection=True)
+    np.testing.assert_allclose(mirrored, gt, atol=0.01)
+
+
+def test_alignments_of_degenerate_predictions():
+    rng = np.random.default_rng(13)
+    gt = rng.normal(size=(2, 21, 3)) * 0.05 + 1.0
+    point = np.broadcast_to([1.0, -2.0, 0.5], gt.shape)  # every keypoint in one (exact) place
+    no_bone = rng.normal(size=gt.shape)
+    no_bone[:, 10] = no_bone[:, 9]  # a zero-length reference bone, other keypoints spread
+    root = np.broadcast_to(gt[:, :1], gt.shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division by zero on the way
+        # Zero-length reference bone: scale 0, the prediction collapses onto the GT root.
+        np.testing.assert_allclose(metrics.align_root_scale(no_bone, gt), root)
+        np.testing.assert_allclose(metrics.align_root_scale(point, gt), root)
+        # Zero spread: Procrustes scale 0, every point at the GT centroid.
+        centroid = np.broadcast_to(gt.mean(1, keepdims=True), gt.shape)
+        np.testing.assert_allclose(metrics.align_procrustes(point, gt), centroid)
+
+
+def test_alignment_defaults_root_zero():
+    rng = np.random.default_rng(14)
+    gt = rng.normal(size=(2, 21, 3))
+    pred = rng.normal(size=(2, 21, 3))
+    np.testing.assert_allclose(metrics.align_root(pred, gt)[:, 0], gt[:, 0])
+    np.testing.assert_allclose(metrics.align_root_scale(pred, gt)[:, 0], gt[:, 0])
+    r = metrics.keypoint_metrics(pred, gt)
+    np.testing.assert_allclose(r.thresholds, np.linspace(0.0, 0.05, 20))
+
+
+def test_align_centroid_moves_onto_the_gt_centroid():
+    rng = np.random.default_rng(15)
+    gt = rng.normal(size=(2, 5, 3)) + 3.0
+    pred = rng.normal(size=(2, 5, 3))
+    valid = np.array([[True, False, False, False, False], [True, True, False, True, False]])
+    got = metrics.align_centroid(pred, gt, valid=valid)
+    for n in range(2):
+        v = valid[n]
+        np.testing.assert_allclose(got[n, v].mean(0), gt[n, v].mean(0), atol=1e-12)
+        np.testing.assert_allclose(got[n] - pred[n], got[n, :1] - pred[n, :1] + 0 * pred[n])
+
+
+def test_f_score_input_errors_name_the_argument():
+    ok = np.zeros((3, 3))
+    with pytest.raises(ValueError, match="^pred_points: expected a finite non-empty"):
+        metrics.f_score(np.zeros((0, 3)), ok, 0.01)
+    with pytest.raises(ValueError, match="^pred_points: expected a finite non-empty"):
+        metrics.f_score(np.zeros(3), ok, 0.01)
+    with pytest.raises(ValueError, match="^gt_points: expected a finite non-empty"):
+        metrics.f_score(ok, np.full((2, 3), np.nan), 0.01)
+    one = metrics.f_score(np.zeros((1, 3)), np.zeros((1, 3)), 0.01)  # a single point is fine
+    assert one.f == 1.0
+
+
+def test_errors_input_messages_start_with_the_argument():
+    t = metrics.make_thresholds()
+    with pytest.raises(ValueError, match="^errors: expected finite non-negative"):
+        metrics.keypoint_metrics_from_errors(np.array([[-1.0]]), thresholds=t)
+    with pytest.raises(ValueError, match="^valid: no keypoint has a valid sample"):
+        metrics.keypoint_metrics_from_errors(np.array([[1.0]]), [[False]], thresholds=t)

@@ -82,7 +82,7 @@ def test_bad_evidence_is_a_clear_error(tmp_path, problem, change, message):
 def test_object_arrays_and_truncated_files_name_the_file(tmp_path, problem):
     path = tmp_path / "obj.npz"
     np.savez(path, **_arrays(problem, ids=np.array([{"a": 1}, None, 3], dtype=object)))
-    with pytest.raises(refine_io.EvidenceError, match="'ids' is an object array"):
+    with pytest.raises(refine_io.EvidenceError, match="'ids' is not a readable array"):
         refine_io.load_evidence(str(path))
     good = tmp_path / "good.npz"
     np.savez(good, **_arrays(problem))
