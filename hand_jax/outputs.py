@@ -71,6 +71,16 @@ def staged_dir(out_dir: str, *, overwrite: bool):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    swap_in(staging, out_dir)
+
+
+def swap_in(staging: str, out_dir: str) -> None:
+    """Make the finished folder ``staging`` be ``out_dir``, replacing (then removing) an old one.
+
+    ``staging`` must be a sibling of ``out_dir`` (same file system, so the renames are atomic).
+    """
+    out_dir = os.path.abspath(out_dir)
+    parent, base = os.path.dirname(out_dir), os.path.basename(out_dir)
     os.chmod(staging, 0o755)
     if os.path.isdir(out_dir):
         aside = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)

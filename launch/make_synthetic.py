@@ -28,7 +28,8 @@ _MANO_PATH = flags.DEFINE_string("mano_path", None, "MANO .pkl/.npz; default: em
 _SHARD_SIZE = flags.DEFINE_integer("shard_size", 1000, "Samples per shard file.")
 _VIEWS = flags.DEFINE_enum(
     "views", "natural", list(synthetic_gen.VIEWS),
-    "Global rotations: photograph-like canonical views, or uniform over SO(3).",
+    "Global rotations: photograph-like canonical views, uniform over SO(3), or a narrow cone "
+    "of frontal views (the self-data augmentation study's training set).",
 )  # fmt: skip
 _OCCLUDER_PROB = flags.DEFINE_float("occluder_prob", 0.5, "Probability of occluders.")
 _SHEET = flags.DEFINE_integer("contact_sheet", 32, "Samples on contact_sheet.png (0: none).")

@@ -213,6 +213,7 @@ def make_dataset(
     num_epochs: int | None = None,
     shard_index: int | None = None,
     shard_count: int | None = None,
+    mixture: Sequence[tuple[Sequence[dict], float]] = (),
 ) -> grain.MapDataset:
     """Build this host's dataset of batches (random access; see ``make_iterator``).
 
@@ -229,11 +230,45 @@ def make_dataset(
       num_epochs: passes over the data when training (None: infinite).
       shard_index, shard_count: this host's shard (default: ``jax.process_index()`` and
         ``jax.process_count()``).
+      mixture: more training sources, each (samples, weight) with weights relative to
+        ``samples``' 1.0 (e.g. self-augmented data, ``hand_jax.augment``): each source is
+        sharded, shuffled and repeated on its own, then ``grain.MapDataset.mix`` draws from them
+        in proportion to the weights. Training only.
 
     Returns:
       A ``grain.MapDataset`` of batch dicts.
     """
     shard_index, shard_count = host_shard(shard_index, shard_count)
+    if mixture and not train:
+        raise ValueError("mixture: only training datasets mix sources")
+    sources = [(samples, 1.0), *mixture]
+    for k, (_, weight) in enumerate(sources):
+        if not weight > 0:
+            raise ValueError(f"mixture: source {k} has weight {weight!r}; expected > 0")
+    parts = [
+        _source_dataset(
+            source,
+            k,
+            batch_size=batch_size,
+            image_size=image_size,
+            seed=seed,
+            train=train,
+            augmentation=augmentation,
+            margin=margin,
+            num_epochs=num_epochs,
+            shard=(shard_index, shard_count),
+        )  # fmt: skip
+        for k, (source, _) in enumerate(sources)
+    ]
+    ds = parts[0] if len(parts) == 1 else grain.MapDataset.mix(parts, [w for _, w in sources])
+    return ds.batch(batch_size, drop_remainder=train)
+
+
+def _source_dataset(
+    samples, k, *, batch_size, image_size, seed, train, augmentation, margin, num_epochs, shard
+) -> grain.MapDataset:
+    """One source's examples: this host's shard, shuffled and repeated when training."""
+    shard_index, shard_count = shard
     n = len(samples)
     if train:
         total = (n // shard_count) * shard_count
@@ -245,11 +280,11 @@ def make_dataset(
     ds = grain.MapDataset.source(_IndexedSource(samples, total))
     ds = ds.slice(slice(shard_index, total, shard_count))
     aug = (augmentation or Augmentation()) if train else NO_AUGMENTATION
+    seed = seed + 7919 * k  # source 0 keeps the single-source pipeline's streams exactly
     if train:
         ds = ds.shuffle(seed=seed).repeat(num_epochs)
     transform = PrepareExample(samples, image_size, margin, aug)
-    ds = ds.random_map(transform, seed=seed * 1_000_003 + shard_index)
-    return ds.batch(batch_size, drop_remainder=train)
+    return ds.random_map(transform, seed=seed * 1_000_003 + shard_index)
 
 
 def make_iterator(

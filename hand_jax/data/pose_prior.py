@@ -206,6 +206,23 @@ def canonical_view(name: str, tilt_deg: float = 0.0) -> np.ndarray:
     return (about_x * about_y).as_matrix() @ FRONTAL
 
 
+def narrow_rotation(
+    rng: np.random.Generator, *, max_tilt_deg: float = 30.0, roll_std_deg: float = 20.0
+) -> np.ndarray:
+    """Draw a global rotation from a narrow cone of views; [3] axis-angle.
+
+    The palm faces the camera with the fingers up, tilted out of the image plane by up to
+    ``max_tilt_deg`` (``tilt * sqrt(u)``) and rolled in it by N(0, ``roll_std_deg``): a
+    laboratory's few frontal viewpoints, as in STB. Draw order: the out-of-plane axis angle and
+    size, the roll.
+    """
+    phi = rng.uniform(0.0, 2 * np.pi)
+    tilt = np.deg2rad(max_tilt_deg) * np.sqrt(rng.uniform())
+    out_of_plane = Rotation.from_rotvec(tilt * np.array([np.cos(phi), np.sin(phi), 0.0]))
+    in_plane = Rotation.from_rotvec([0.0, 0.0, rng.normal(0.0, np.deg2rad(roll_std_deg))])
+    return (in_plane * out_of_plane * Rotation.from_matrix(canonical_view("palm"))).as_rotvec()
+
+
 def natural_rotation(
     rng: np.random.Generator,
     *,

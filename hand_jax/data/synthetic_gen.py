@@ -16,7 +16,10 @@ looking along the forearm at the back of the hand, fingers away and up in the im
 tilted out of the image plane by up to ``view_tilt_deg`` (40) and rolled in the image plane by a
 wrapped normal around "fingers up" (std ``view_roll_std_deg`` = 45) or, with probability
 ``view_any_roll_prob`` (0.1), uniformly; so the forearm mostly points down or sideways.
-``"uniform"`` draws uniformly over SO(3) (every view, as generator 1.0).
+``"uniform"`` draws uniformly over SO(3) (every view, as generator 1.0). ``"narrow"`` draws from
+a narrow cone around the palm-to-camera view (``pose_prior.narrow_rotation``: tilt up to
+``narrow_tilt_deg`` = 30, roll std ``narrow_roll_std_deg`` = 20), like a laboratory dataset's
+few frontal viewpoints (STB): the training set of the self-data augmentation study.
 
 Then a pinhole camera with a random field of view whose distance makes the hand span a random
 fraction of the image, the hand's centre offset from the image centre; a skin tone (continuous
@@ -79,6 +82,7 @@ class GeneratorConfig:
       view_roll_std_deg: natural views: std of the wrapped-normal in-plane roll around
         "fingers up", degrees.
       view_any_roll_prob: natural views: probability of a uniform in-plane roll instead.
+      narrow_tilt_deg, narrow_roll_std_deg: narrow views: max tilt and roll std, degrees.
       fov_deg: (lo, hi) horizontal field of view, degrees.
       fill: (lo, hi) fraction of the image side spanned by the hand's larger x/y extent.
       max_offset: max |offset| of the hand's centre from the image centre, fraction of S.
@@ -112,6 +116,8 @@ class GeneratorConfig:
     view_tilt_deg: float = 40.0
     view_roll_std_deg: float = 45.0
     view_any_roll_prob: float = 0.1
+    narrow_tilt_deg: float = 30.0
+    narrow_roll_std_deg: float = 20.0
     fov_deg: tuple[float, float] = (35.0, 65.0)
     fill: tuple[float, float] = (0.45, 0.85)
     max_offset: float = 0.12
@@ -155,7 +161,7 @@ class GeneratorConfig:
                 raise ValueError(f"GeneratorConfig: {field.name}={value!r}: expected (lo, hi)")
 
 
-VIEWS = ("natural", "uniform")
+VIEWS = ("natural", "uniform", "narrow")
 # The options that, switched off, reproduce generator 1.0's draws.
 LEGACY = dict(
     views="uniform", wide_skin=False, skin_texture=0.0, light_tint=0.0,
@@ -187,6 +193,10 @@ def global_rotation(rng: np.random.Generator, cfg: GeneratorConfig) -> np.ndarra
     """Draw the [3] axis-angle global rotation of ``cfg.views``."""
     if cfg.views == "uniform":
         return pose_prior.uniform_rotation(rng)
+    if cfg.views == "narrow":
+        return pose_prior.narrow_rotation(
+            rng, max_tilt_deg=cfg.narrow_tilt_deg, roll_std_deg=cfg.narrow_roll_std_deg
+        )
     return pose_prior.natural_rotation(
         rng, max_tilt_deg=cfg.view_tilt_deg, roll_std_deg=cfg.view_roll_std_deg,
         any_roll_prob=cfg.view_any_roll_prob,
@@ -208,33 +218,55 @@ def _draw(rng: np.random.Generator, axes, num_betas: int, cfg: GeneratorConfig) 
     return _Draw(rng, pose, betas, fov, fill, offset, light, ambient, tint)
 
 
-def place_camera(verts: np.ndarray, d: _Draw, size: int) -> tuple[np.ndarray, np.ndarray]:
+def place_camera(
+    verts: np.ndarray, *, fov: float, fill: float, offset, size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Choose K and the hand's translation for one sample.
 
     Args:
       verts: [V, 3] posed vertices (global rotation applied, no translation), metres.
-      d: the sample's draws (field of view, fill, offset).
+      fov: horizontal field of view, radians.
+      fill: fraction of the image side spanned by the hand's larger x/y extent.
+      offset: [2] pixels, the hand's centre from the image centre.
       size: image side S.
 
     Returns:
       (K [3, 3], transl [3] metres) with the hand's bounding-box centre projecting to the
-      image centre plus ``d.offset`` and every vertex at depth >= ``NEAR``.
+      image centre plus ``offset`` and every vertex at depth >= ``NEAR``.
     """
-    f = size / 2 / np.tan(d.fov / 2)
+    f = size / 2 / np.tan(fov / 2)
     K = np.array([[f, 0, size / 2], [0, f, size / 2], [0, 0, 1.0]])
     lo, hi = verts.min(axis=0), verts.max(axis=0)
     centre, extent = (lo + hi) / 2, max(hi[0] - lo[0], hi[1] - lo[1])
-    z = max(f * extent / (d.fill * size), NEAR - (lo[2] - centre[2]))
-    transl = np.array([d.offset[0] * z / f, d.offset[1] * z / f, z]) - centre
+    z = max(f * extent / (fill * size), NEAR - (lo[2] - centre[2]))
+    transl = np.array([offset[0] * z / f, offset[1] * z / f, z]) - centre
     return K, transl
 
 
+def visible_keypoints(kp2d, kp3d, occluded, full, depth, *, tolerance: float) -> np.ndarray:
+    """bool [21]: inside the image, not under an occluder, and not behind the hand's surface.
+
+    Args:
+      kp2d: [21, 2] pixels; kp3d: [21, 3] camera frame, metres.
+      occluded, full: [S, S] bool occluder and amodal hand masks; depth: [S, S] the rendered
+        surface's depth (metres).
+      tolerance: metres a keypoint may lie behind the surface (joints sit inside the skin).
+    """
+    size = full.shape[0]
+    cols, rows = np.floor(kp2d[:, 0]).astype(int), np.floor(kp2d[:, 1]).astype(int)
+    inside = (cols >= 0) & (cols < size) & (rows >= 0) & (rows < size)
+    c, r = np.clip(cols, 0, size - 1), np.clip(rows, 0, size - 1)
+    surface = np.where(full[r, c], depth[r, c], np.inf)
+    in_front = kp3d[:, 2] <= surface + tolerance
+    return inside & ~occluded[r, c] & in_front
+
+
 # Module-level jitted batch functions: compiled once per shape, shared by every Generator.
-_forward_batch = jax.jit(jax.vmap(mano.forward, in_axes=(None, 0, 0)))
+forward_batch = jax.jit(jax.vmap(mano.forward, in_axes=(None, 0, 0)))
 
 
 @functools.partial(jax.jit, static_argnames=("image_size", "supersample"))
-def _render_batch(verts_cam, faces, K, colours, light, ambient, *, image_size, supersample):
+def render_batch(verts_cam, faces, K, colours, light, ambient, *, image_size, supersample):
     """Render [B] hands: verts_cam [B, V, 3] m, K [B, 3, 3], colours [B, V, 3], light [B, 3]."""
 
     def one(verts, k, colour, light_dir, amb):
@@ -268,20 +300,23 @@ class Generator:
         n, cfg = len(indices), self.config
         padded = list(indices) + [indices[-1]] * (cfg.chunk - n)
         draws = [_draw(self.rng(split, i), self.axes, self.model.num_betas, cfg) for i in padded]
-        posed = _forward_batch(
+        posed = forward_batch(
             self.model,
             jnp.asarray(np.stack([d.pose for d in draws]), jnp.float32),
             jnp.asarray(np.stack([d.betas for d in draws]), jnp.float32),
         )
         verts, keypoints = np.asarray(posed.verts), np.asarray(posed.keypoints)
-        cams = [place_camera(v, d, cfg.image_size) for v, d in zip(verts, draws, strict=True)]
+        cams = [
+            place_camera(v, fov=d.fov, fill=d.fill, offset=d.offset, size=cfg.image_size)
+            for v, d in zip(verts, draws, strict=True)
+        ]
         skins = [
             procedural.skin_colours(d.rng, v, vertex_noise=cfg.vertex_noise,
                                     wide_tones=cfg.wide_skin, texture=cfg.skin_texture)
             for v, d in zip(verts, draws, strict=True)
         ]  # fmt: skip
         colours = [c * d.tint for c, d in zip(skins, draws, strict=True)]
-        rgb, mask, depth = (np.asarray(x) for x in _render_batch(
+        rgb, mask, depth = (np.asarray(x) for x in render_batch(
             jnp.asarray(verts + np.stack([t for _, t in cams])[:, None], jnp.float32),
             jnp.asarray(self.faces),
             jnp.asarray(np.stack([k for k, _ in cams]), jnp.float32),
@@ -317,21 +352,14 @@ class Generator:
             mask_full=full,
             keypoints_2d=kp2d,
             keypoints_3d=kp3d,
-            keypoint_visible=self._visible(kp2d, kp3d, occluded, full, depth),
+            keypoint_visible=visible_keypoints(
+                kp2d, kp3d, occluded, full, depth, tolerance=cfg.visibility_tolerance
+            ),
             K=K,
             mano_pose=d.pose,
             mano_betas=d.betas,
             mano_trans=transl,
         )
-
-    def _visible(self, kp2d, kp3d, occluded, full, depth) -> np.ndarray:
-        size = self.config.image_size
-        cols, rows = np.floor(kp2d[:, 0]).astype(int), np.floor(kp2d[:, 1]).astype(int)
-        inside = (cols >= 0) & (cols < size) & (rows >= 0) & (rows < size)
-        c, r = np.clip(cols, 0, size - 1), np.clip(rows, 0, size - 1)
-        surface = np.where(full[r, c], depth[r, c], np.inf)
-        in_front = kp3d[:, 2] <= surface + self.config.visibility_tolerance
-        return inside & ~occluded[r, c] & in_front
 
     def samples(self, split: str, indices: Sequence[int]) -> list[dict]:
         """Render the samples ``indices`` of ``split`` (in chunks of ``config.chunk``)."""

@@ -118,14 +118,30 @@ def network_evidence(outputs: dict, *, mask_size: int, confidence_floor: float =
     return refine.Evidence(outputs["keypoints2d"], conf, mask, None)
 
 
-def _estimate(state, consts, images, *, net: Network, refine_kw: dict, confidence_floor, trace):
-    """The compiled program: network, evidence, refinement, the refined mesh."""
+def _check_evidence(evidence, batch: int, mask_size: int) -> refine.Evidence:
+    """Given evidence as float32 arrays of the shapes the compiled program expects."""
+    want = {"keypoints_2d": (batch, 21, 2), "confidence": (batch, 21),
+            "mask": (batch, mask_size, mask_size)}  # fmt: skip
+    if evidence.K is not None:
+        raise ValueError("evidence: the estimator's camera is weak perspective; expected K=None")
+    for key, shape in want.items():
+        value = getattr(evidence, key)
+        if tuple(value.shape) != shape:
+            raise ValueError(f"evidence.{key}: expected shape {shape}, got {tuple(value.shape)}")
+    return refine.Evidence(*(jnp.asarray(getattr(evidence, k), jnp.float32) for k in want))
+
+
+def _estimate(
+    state, consts, images, evidence, *, net: Network, refine_kw: dict, confidence_floor, trace
+):
+    """The compiled program: network, evidence (the network's unless given), refinement."""
     settings = net.settings
     size = images.shape[1]
     out = te.predict(state, images, consts, model=net.module, settings=settings)
-    evidence = network_evidence(
-        out, mask_size=settings.silhouette_size, confidence_floor=confidence_floor
-    )
+    if evidence is None:
+        evidence = network_evidence(
+            out, mask_size=settings.silhouette_size, confidence_floor=confidence_floor
+        )
     init = dhpe.to_hand_params(out["h"], rot_repr=settings.rot_repr, num_betas=settings.num_betas)
     res, iterates = refine.refine_batch(
         consts.hand_model, init, evidence, image_size=size, sigma=settings.silhouette_sigma,
@@ -182,8 +198,11 @@ def make_estimate_fn(
         benchmark swaps in a stub to measure the rasterizer's share of the time).
 
     Returns:
-      ``estimate(images) -> Estimate`` for images [B, S, S, 3] (uint8, or float in [0, 1]) at
-      the network's input size S; compiles once per batch size. ``estimate.network`` is the
+      ``estimate(images, evidence=None) -> Estimate`` for images [B, S, S, 3] (uint8, or float
+      in [0, 1]) at the network's input size S; compiles once per batch size. ``evidence``
+      (``refine.Evidence`` [B], weak perspective: keypoints in crop pixels, weights, masks at
+      the silhouette resolution M) replaces the network's own, e.g. labels to fit against
+      (``hand_jax.augment.fit``). ``estimate.network`` is the
       ``Network``.
     """
     if not isinstance(network, Network):
@@ -205,9 +224,9 @@ def make_estimate_fn(
     else:
         rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
         data = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-        compiled = jax.jit(body, in_shardings=(rep, rep, data), out_shardings=data)
+        compiled = jax.jit(body, in_shardings=(rep, rep, data, data), out_shardings=data)
 
-    def estimate(images) -> Estimate:
+    def estimate(images, evidence: refine.Evidence | None = None) -> Estimate:
         images = jnp.asarray(images)
         size = network.image_size
         if images.ndim != 4 or images.shape[1:] != (size, size, 3):
@@ -215,7 +234,9 @@ def make_estimate_fn(
                 f"images: expected [B, {size}, {size}, 3] crops (the network's input size), "
                 f"got shape {images.shape}"
             )
-        return compiled(network.state, network.consts, images)
+        if evidence is not None:
+            evidence = _check_evidence(evidence, len(images), network.settings.silhouette_size)
+        return compiled(network.state, network.consts, images, evidence)
 
     estimate.network = network
     estimate.compiled = compiled

@@ -132,9 +132,32 @@ def validate_config(config, *, reference=None) -> None:
             f"config: loss.silhouette_size={config.loss.silhouette_size} must divide "
             f"data.image_size={size}"
         )
+    mixture(config)
     for (section, key), bounds in _RANGES.items():
         if section in config and key in config[section]:
             _check_range(section, key, config[section][key], bounds)
+
+
+def mixture(config) -> list[tuple[str, float]]:
+    """The extra training sources, ``(dir, weight)``, of ``data.extra_dirs``/``extra_weights``."""
+    data = config.get("data", {})
+    dirs = [d.strip() for d in str(data.get("extra_dirs", "")).split(",") if d.strip()]
+    weights = [w.strip() for w in str(data.get("extra_weights", "")).split(",") if w.strip()]
+    if len(dirs) != len(weights):
+        raise ValueError(
+            f"config: data.extra_dirs lists {len(dirs)} dirs and data.extra_weights "
+            f"{len(weights)} weights; give one weight (relative to the main data's 1.0) per dir"
+        )
+    out = []
+    for d, w in zip(dirs, weights, strict=True):
+        try:
+            weight = float(w)
+        except ValueError:
+            weight = float("nan")
+        if not (math.isfinite(weight) and weight > 0):
+            raise ValueError(f"config: data.extra_weights: {w!r} for {d}: expected a number > 0")
+        out.append((d, weight))
+    return out
 
 
 def check_devices(config) -> None:

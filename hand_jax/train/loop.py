@@ -81,14 +81,16 @@ class GrainBatches:
     Args:
       samples: the uncropped training split (``hand_jax.data.load_split``).
       config: the training config.
+      mixture: more sources, (samples, weight) (``pipeline.make_dataset``).
     """
 
-    def __init__(self, samples, *, config):
+    def __init__(self, samples, *, config, mixture=()):
         per_host = config.train.global_batch_size // jax.process_count()
         augmentation = None if config.data.augment else pipeline.NO_AUGMENTATION
         dataset = pipeline.make_dataset(
             samples, batch_size=per_host, image_size=config.data.image_size, seed=config.seed,
             train=True, augmentation=augmentation, margin=config.data.crop_margin,
+            mixture=mixture,
         )  # fmt: skip
         self._iterator = pipeline.make_iterator(dataset, worker_count=config.data.num_workers)
 
@@ -347,7 +349,12 @@ def _setup(config, *, mano_path, data_dir, train_samples, val_samples):
         )
     else:
         split = config.data.train_split
-        batches = GrainBatches(_load_samples(config, data_dir, split, cropped=False), config=config)
+        extra = [
+            (data.load_split("synthetic", d, split), w) for d, w in train_config.mixture(config)
+        ]  # the extra dirs are in the synthetic format (launch.augment writes it)
+        batches = GrainBatches(
+            _load_samples(config, data_dir, split, cropped=False), config=config, mixture=extra
+        )
     if val_samples is None:
         val_samples = _load_samples(
             config, data_dir, config.data.val_split, cropped=True,

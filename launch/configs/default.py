@@ -37,6 +37,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.num_workers = 0  # input-pipeline worker processes per host
     c.data.augment = True  # geometric/photometric augmentation of training crops
     c.data.crop_margin = 0.25  # crop box margin around the keypoints (hand_jax.data.crop)
+    # More training data in the synthetic format (e.g. launch.augment's output), mixed in:
+    # comma-separated dirs and their weights relative to the main data's 1.0 ("" = none).
+    c.data.extra_dirs = ""
+    c.data.extra_weights = ""
 
     c.loss = ml_collections.ConfigDict()
     c.loss.heatmap = 100.0  # heatmap MSE (fE2D)

@@ -66,9 +66,9 @@ def test_sample_depends_only_on_seed_split_index(generator, first_six):
 def test_place_camera_frames_the_hand():
     rng = np.random.default_rng(0)
     verts = rng.normal(size=(100, 3)) * 0.05
-    draw = synthetic_gen._Draw(rng, None, None, np.deg2rad(50), 0.6, np.array([5.0, -3.0]),
-                               None, None)  # fmt: skip
-    K, transl = synthetic_gen.place_camera(verts, draw, 128)
+    K, transl = synthetic_gen.place_camera(
+        verts, fov=np.deg2rad(50), fill=0.6, offset=np.array([5.0, -3.0]), size=128
+    )
     p = verts + transl
     uv = p[:, :2] / p[:, 2:] * K[0, 0] + 64
     lo, hi = uv.min(0), uv.max(0)
