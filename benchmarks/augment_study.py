@@ -43,6 +43,7 @@ def _run(args: list[str], log: str) -> None:
     """Run one launcher stage, appending to its log; raise if it fails."""
     start = time.perf_counter()
     print(f"  $ {' '.join(args)}", flush=True)
+    os.makedirs(os.path.dirname(log), exist_ok=True)
     with open(log, "a") as f:
         done = subprocess.run([sys.executable, "-m", *args], stdout=f, stderr=subprocess.STDOUT)
     if done.returncode != 0:

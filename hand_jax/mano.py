@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hand_jax import keypoints as kp
-from hand_jax import mano_pkl
+from hand_jax import mano_pkl, safe_npz
 from hand_jax.geometry import kinematics, rotations
 
 NUM_JOINTS = kp.NUM_JOINTS
@@ -322,30 +322,6 @@ def _load_pkl(path, side, tips) -> HandModel:
         raise HandModelError(f"{path}: {e}") from e
 
 
-def _read_npz(path) -> dict[str, np.ndarray]:
-    """Read every array of an npz without pickle; any failure names the file (and the key)."""
-    try:
-        data = np.load(path, allow_pickle=False)
-    except Exception as e:  # BadZipFile, EOFError, ValueError (pickled data), OSError, ...
-        raise HandModelError(
-            f"{path}: not a readable npz archive ({type(e).__name__}: {str(e)[:200]})"
-        ) from e
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise HandModelError(f"{path}: holds a single .npy array, expected an npz archive")
-    with data:
-        out = {}
-        for key in data.files:
-            try:
-                out[key] = data[key]
-            except Exception as e:  # object arrays (ValueError), corrupt members (BadZipFile,
-                # zlib.error, EOFError), unsupported compression (NotImplementedError), ...
-                raise HandModelError(
-                    f"{path}: key {key[:80]!r}: cannot read the array without pickle "
-                    f"({type(e).__name__}: {str(e)[:200]})"
-                ) from e
-    return out
-
-
 def _scalar(d, key, path, kinds, what):
     value = d[key]
     if value.shape != () or value.dtype.kind not in kinds:
@@ -356,7 +332,7 @@ def _scalar(d, key, path, kinds, what):
 
 
 def _load_npz(path, tips) -> HandModel:
-    d = _read_npz(path)
+    d = safe_npz.read_npz(path, error=HandModelError, what="a hand model")
     for key in (*_ARRAY_FIELDS, "parents", "tip_ids", "side", "format_version"):
         if key not in d:
             raise HandModelError(f"{path}: missing key '{key}' (see BUILD.md for the npz layout)")

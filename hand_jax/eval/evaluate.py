@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hand_jax import keypoints as kp
-from hand_jax import outputs
+from hand_jax import outputs, safe_npz
 from hand_jax.eval import metrics, plots, tables
 
 PRIMARY_ALIGNMENT = {
@@ -54,33 +54,6 @@ class KeypointSet(NamedTuple):
     keypoint_valid: np.ndarray  # [N, K] bool
     verts: np.ndarray | None = None  # [N, V, 3] metres
     keypoints_2d: np.ndarray | None = None  # [N, K, 2] pixels
-
-
-def _read_npz(path: Path, what: str) -> dict[str, np.ndarray]:
-    """Every array of an npz, read without pickle; any failure names the file (and key)."""
-    try:
-        data = np.load(path, allow_pickle=False)
-    except Exception as e:  # BadZipFile, EOFError, ValueError (pickled data), OSError, ...
-        raise ValueError(
-            f"{path}: cannot read the {what} npz ({type(e).__name__}: {str(e)[:200]})"
-        ) from e
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: holds a single .npy array; expected an npz of {what}")
-    out = {}
-    with data:
-        for key in data.files:
-            try:
-                out[key] = data[key]
-            except ValueError as e:
-                raise ValueError(
-                    f"{path}: key {key[:80]!r}: cannot read without pickle ({e}); save ids as "
-                    "str/int and numbers as float arrays"
-                ) from e
-            except Exception as e:  # a corrupt member: BadZipFile, zlib.error, EOFError, ...
-                raise ValueError(
-                    f"{path}: key {key[:80]!r}: cannot read ({type(e).__name__}: {str(e)[:200]})"
-                ) from e
-    return out
 
 
 def _numbers(data: dict, key: str, path: Path) -> np.ndarray:
@@ -140,7 +113,7 @@ def load_keypoint_npz(path: str | Path, *, what: str) -> KeypointSet:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} file {path} does not exist")
-    data = _read_npz(path, what)
+    data = safe_npz.read_npz(path, what=what)
     expected = "ids [N] and keypoints_3d [N, K, 3] (metres)"
     for key in ("ids", "keypoints_3d"):
         if key not in data:

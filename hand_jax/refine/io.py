@@ -22,14 +22,12 @@ as "no valid evidence" instead of an energy.
 """
 
 import os
-import zipfile
-import zlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hand_jax import mano
+from hand_jax import mano, safe_npz
 from hand_jax.params import HandParams, default_params, default_perspective_params
 from hand_jax.refine.energy import Evidence, render_evidence
 
@@ -43,28 +41,9 @@ class EvidenceError(ValueError):
 PARAM_SHAPES = {"global_rot": (4, 6), "pose": tuple(range(1, 46)), "cam": (3,)}
 
 
-_READ_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError,
-                NotImplementedError, MemoryError)  # fmt: skip
-
-
 def _read_npz(path) -> dict:
     """Every member of an npz, without pickle; any failure is an ``EvidenceError``."""
-    try:
-        f = np.load(path, allow_pickle=False)
-    except FileNotFoundError as e:
-        raise EvidenceError(f"{path}: no such file") from e
-    except _READ_ERRORS as e:
-        raise EvidenceError(f"{path}: not a readable npz ({type(e).__name__}: {e})") from e
-    data = {}
-    with f:
-        for k in f.files:
-            try:
-                data[k] = f[k]
-            except _READ_ERRORS as e:  # object arrays (pickle refused), corrupt members
-                raise EvidenceError(
-                    f"{path}: '{k}' is not a readable array (object arrays are refused; "
-                    f"{type(e).__name__}: {e})"
-                ) from e
+    data = safe_npz.read_npz(path, error=EvidenceError, what="refinement evidence")
     for k, v in data.items():
         if k == "ids" and v.dtype.kind in "US":
             continue

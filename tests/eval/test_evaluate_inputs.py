@@ -77,10 +77,10 @@ def test_failed_overwrite_keeps_the_previous_results(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "content, match",
     [
-        (b"", r"cannot read the predictions npz \(EOFError"),
-        (b"not a zip at all", r"cannot read the predictions npz"),
-        ("truncated", r"cannot read the predictions npz \(BadZipFile"),
-        ({"ids": np.array([{"x": 1}] * 6, object)}, r"key 'ids': cannot read without pickle"),
+        (b"", r"pred.npz: not a readable npz of predictions \(EOFError"),
+        (b"not a zip at all", r"pred.npz: not a readable npz of predictions"),
+        ("truncated", r"pred.npz: not a readable npz of predictions \(BadZipFile"),
+        ({"ids": np.array([{"x": 1}] * 6, object)}, r"key 'ids' is not a readable array"),
         ({"keypoints_3d": np.full((6, 21, 3), "x")}, r"keypoints_3d: expected numbers"),
         ({"ids": np.zeros(6, complex)}, r"ids: expected str or int ids"),
         ({"ids": np.array([b"\xff"] * 6)}, r"ids: bytes ids must be ASCII"),
