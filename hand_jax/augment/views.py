@@ -1,15 +1,15 @@
 """New training triplets from a fitted hand: new viewpoints, new shapes, exact labels.
 
 A fitted hand is its global rotation G (camera frame), articulation (45 axis-angle values),
-betas and per-vertex colours (``hand_jax.augment.texture``). ``render_views`` turns it into
-``K`` new samples: each rotates the hand about its root by a sampled rotation R (azimuth about
-the camera's vertical axis, elevation about its horizontal axis, roll about the optical axis),
-keeps the articulation, optionally draws new betas, places the camera as the synthetic
-generator does (``synthetic_gen.place_camera``: the hand fills a drawn fraction of the image),
-renders RGB with the vertex colours and Lambertian shading and the amodal mask with the hard
-renderer, composites over a background, and computes the 2D/3D labels from the same camera.
-The samples are in the synthetic format (``hand_jax.data.schema``), so the training pipeline
-reads them with no new code.
+betas and per-vertex colours (``hand_jax.augment.texture``). ``draw_views`` and
+``render_posed`` turn it into new samples: each rotates the hand about its root by a drawn
+rotation R (azimuth about the camera's vertical axis, elevation about its horizontal axis, roll
+about the optical axis), keeps the articulation, optionally draws new betas, places the camera
+as the synthetic generator does (``synthetic_gen.place_camera``: the hand fills a drawn
+fraction of the image), renders RGB with the vertex colours and Lambertian shading and the
+amodal mask with the hard renderer, composites over a background, and computes the 2D/3D
+labels from the same camera. The samples are in the synthetic format
+(``hand_jax.data.schema``), so the training pipeline reads them with no new code.
 
 Everything random comes from the ``numpy.random.Generator`` passed in; the same generator state
 gives the same views.
