@@ -12,6 +12,9 @@ with_depth=True)`` for a perspective camera, or (u, v, z + const) for the weak-p
 crop camera (``perspective=False``).
 """
 
+import functools
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -41,6 +44,16 @@ def bilinear_sample(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
+@functools.partial(jax.jit, static_argnames=("image_size", "perspective"))
+def _zbuffer(screen, faces, *, image_size, perspective):
+    """The hard renderer's depth and coverage [S, S] (compiled once per size and camera kind)."""
+    out = render_hard(
+        screen, faces, image_size=image_size, perspective_correct=perspective,
+        near=0.0 if perspective else None,
+    )  # fmt: skip
+    return out.depth, out.mask
+
+
 def visible_vertices(
     screen, faces, *, image_size: int, perspective: bool = True, tolerance=DEFAULT_TOLERANCE
 ) -> np.ndarray:
@@ -57,11 +70,11 @@ def visible_vertices(
       bool [V].
     """
     screen = np.asarray(screen, np.float64)
-    out = render_hard(
+    depth, cover = _zbuffer(
         jnp.asarray(screen, jnp.float32), jnp.asarray(faces), image_size=image_size,
-        perspective_correct=perspective, near=None if not perspective else 0.0,
+        perspective=perspective,
     )  # fmt: skip
-    depth, cover = np.asarray(out.depth, np.float64), np.asarray(out.mask) > 0.5
+    depth, cover = np.asarray(depth, np.float64), np.asarray(cover) > 0.5
     col, row = np.floor(screen[:, 0]).astype(int), np.floor(screen[:, 1]).astype(int)
     inside = (col >= 0) & (col < image_size) & (row >= 0) & (row < image_size)
     c, r = np.clip(col, 0, image_size - 1), np.clip(row, 0, image_size - 1)
