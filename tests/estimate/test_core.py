@@ -145,6 +145,7 @@ SHARDED = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # ~1 min in a subprocess; sharded refinement and training stay in the default run
 def test_eight_devices_equal_one():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
                JAX_PLATFORMS="cpu")  # fmt: skip
