@@ -122,7 +122,7 @@ def _fit_batch(estimate, net_rows, cfg: fit_lib.FitConfig, batch_size: int, num_
     mask_size = estimate.network.settings.silhouette_size
     results = {}
     for use_labels in (True, False):
-        if not labelled.any() if use_labels else labelled.all():
+        if not np.any(labelled == use_labels):
             continue
         evidence = fit_lib.label_evidence(pad, mask_size=mask_size) if use_labels else None
         out = estimate(images, evidence)
@@ -144,23 +144,30 @@ def _source_background(tex_sample) -> np.ndarray:
 
 
 def _augment_row(r: Request, model, fitted, tex_sample, row: int, scale: float):
-    """New views (samples) of one kept fit, and what the contact sheet shows of it."""
+    """New views (samples) of one kept fit, and the fit as the contact sheet shows it."""
     screen = fitted["screen"] * np.array([scale, scale, 1.0])
     faces = np.asarray(model.faces)
-    colours, visible = texture.texture_from_image(
-        tex_sample["image"], screen, faces, perspective=False
-    )
+    colours, _ = texture.texture_from_image(tex_sample["image"], screen, faces, perspective=False)
     fitted = dict(fitted, colours=colours, screen=screen)
     if r.view.background == "source":
         fitted["background"] = _source_background(tex_sample)
     rng = np.random.default_rng([r.seed, row])
     drawn = views.draw_views(model, fitted, rng, r.view, count=r.views_per_sample)
     samples = views.render_posed(model, colours, drawn, rng, r.view, id_prefix=f"aug/{row}")
-    return samples, fitted, int(visible.sum())
+    return samples, fitted
 
 
 def _shard_rows(r: Request, total: int) -> list[range]:
     return [range(a, min(total, a + r.shard_size)) for a in range(0, total, r.shard_size)]
+
+
+def _rejection(cfg: fit_lib.FitConfig, residual: float, iou: float) -> str | None:
+    """Why a fit is skipped (the ``stats`` counter to raise), or None when it is kept."""
+    if residual > cfg.max_keypoint_px:
+        return "skipped_keypoints"
+    if iou < cfg.min_silhouette_iou:
+        return "skipped_silhouette"
+    return None
 
 
 def _run_shard(r, estimate, model, net, tex, rows, *, batch_size, bar) -> dict:
@@ -177,13 +184,11 @@ def _run_shard(r, estimate, model, net, tex, rows, *, batch_size, bar) -> dict:
             stats["residual_px"].append(residual)
             stats["iou"].append(iou)
             bar.update(1)
-            if residual > cfg.max_keypoint_px:
-                stats["skipped_keypoints"] += 1
+            reason = _rejection(cfg, residual, iou)
+            if reason is not None:
+                stats[reason] += 1
                 continue
-            if iou < cfg.min_silhouette_iou:
-                stats["skipped_silhouette"] += 1
-                continue
-            new, fitted, _ = _augment_row(r, model, fitted, tex[k], k, scale)
+            new, _ = _augment_row(r, model, fitted, tex[k], k, scale)
             samples += new
             indices += [k * r.views_per_sample + v for v in range(len(new))]
     return {"samples": samples, "indices": indices, "stats": stats}
@@ -213,7 +218,7 @@ def _summary(entries: list[dict]) -> dict:
     out["fitted"] = out["rows"] - out["skipped_keypoints"] - out["skipped_silhouette"]
     out["median_residual_px"] = float(np.median(residual)) if residual.size else None
     out["median_silhouette_iou"] = float(np.median(iou)) if iou.size else None
-    return out  # fmt: skip
+    return out
 
 
 def _manifest(r: Request, model, entries: list[dict], wall_s: float) -> dict:
@@ -239,8 +244,8 @@ def _sheet(r, estimate, model, net, tex, path, *, count: int, batch_size: int) -
         return
     fits = _fit_batch(estimate, [net[k] for k in part], r.fit, batch_size, model.num_betas)
     for k, (fitted, residual, iou, _) in zip(part, fits, strict=True):
-        if residual <= r.fit.max_keypoint_px and iou >= r.fit.min_silhouette_iou:
-            new, fitted, _ = _augment_row(r, model, fitted, tex[k], k, scale)
+        if _rejection(r.fit, residual, iou) is None:
+            new, fitted = _augment_row(r, model, fitted, tex[k], k, scale)
             rows.append((tex[k], fitted, new))
     if rows:
         sheet.save_sheet(rows, np.asarray(model.faces), path)

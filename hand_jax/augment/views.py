@@ -67,14 +67,10 @@ class ViewConfig:
     def __post_init__(self):
         if self.background not in BACKGROUNDS:
             raise ValueError(f"ViewConfig: background={self.background!r}; expected {BACKGROUNDS}")
-        if not isinstance(self.image_size, int) or not 8 <= self.image_size <= 4096:
-            raise ValueError(f"ViewConfig: image_size={self.image_size!r}: expected 8 .. 4096")
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, tuple) and not value[0] <= value[1]:
-                raise ValueError(f"ViewConfig: {field.name}={value!r}: expected (lo, hi)")
-        if not 0.0 <= self.betas_prob <= 1.0:
-            raise ValueError(f"ViewConfig: betas_prob={self.betas_prob!r}: expected in [0, 1]")
+        lo, hi = synthetic_gen.MIN_IMAGE_SIZE, synthetic_gen.MAX_IMAGE_SIZE
+        if not synthetic_gen.is_int(self.image_size) or not lo <= self.image_size <= hi:
+            raise ValueError(f"ViewConfig: image_size={self.image_size!r}: expected {lo} .. {hi}")
+        synthetic_gen.check_fields(self)
 
 
 def _axis_rotation(axis: int, angle: float) -> np.ndarray:

@@ -257,7 +257,7 @@ def make_dataset(
             margin=margin,
             num_epochs=num_epochs,
             shard=(shard_index, shard_count),
-        )  # fmt: skip
+        )
         for k, (source, _) in enumerate(sources)
     ]
     ds = parts[0] if len(parts) == 1 else grain.MapDataset.mix(parts, [w for _, w in sources])

@@ -65,7 +65,8 @@ CONTACT_SHEET = "contact_sheet.png"
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 4096  # pixels: smaller is no image, larger no hand crop
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
+    """Whether ``value`` is a Python or numpy integer (not a bool)."""
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
@@ -149,16 +150,23 @@ class GeneratorConfig:
         for key, lo, hi in (("image_size", MIN_IMAGE_SIZE, MAX_IMAGE_SIZE), ("chunk", 1, None),
                             ("supersample", 1, 8), ("max_occluders", 0, None)):  # fmt: skip
             value = getattr(self, key)
-            if not _is_int(value) or value < lo or (hi is not None and value > hi):
+            if not is_int(value) or value < lo or (hi is not None and value > hi):
                 raise ValueError(
                     f"GeneratorConfig: {key}={value!r}: expected an int in [{lo}, {hi or 'inf'}]"
                 )
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.name.endswith("_prob") and not 0.0 <= value <= 1.0:
-                raise ValueError(f"GeneratorConfig: {field.name}={value!r}: expected in [0, 1]")
-            if isinstance(value, tuple) and not value[0] <= value[1]:
-                raise ValueError(f"GeneratorConfig: {field.name}={value!r}: expected (lo, hi)")
+        check_fields(self)
+
+
+def check_fields(config) -> None:
+    """Raise ``ValueError`` naming the field of a config dataclass that is out of range:
+    ``*_prob`` fields must lie in [0, 1] and (lo, hi) tuple fields must have lo <= hi."""
+    name = type(config).__name__
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if field.name.endswith("_prob") and not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name}: {field.name}={value!r}: expected in [0, 1]")
+        if isinstance(value, tuple) and not value[0] <= value[1]:
+            raise ValueError(f"{name}: {field.name}={value!r}: expected (lo, hi)")
 
 
 VIEWS = ("natural", "uniform", "narrow")
@@ -410,13 +418,13 @@ def check_arguments(*, splits, seed, config, shard_size, sheet_count) -> None:
             raise ValueError(
                 f"splits: unknown split {split!r}; expected one of {list(SPLIT_CODES)}"
             )
-        if not _is_int(count) or count < 0:
+        if not is_int(count) or count < 0:
             raise ValueError(f"splits[{split!r}]={count!r}: expected a count >= 0")
-    if not _is_int(seed) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed={seed!r}: expected an int >= 0")
-    if not _is_int(shard_size) or shard_size <= 0:
+    if not is_int(shard_size) or shard_size <= 0:
         raise ValueError(f"shard_size={shard_size!r}: expected an int > 0")
-    if not _is_int(sheet_count) or sheet_count < 0:
+    if not is_int(sheet_count) or sheet_count < 0:
         raise ValueError(f"sheet_count={sheet_count!r}: expected an int >= 0")
     if not isinstance(config, GeneratorConfig):
         raise ValueError(f"config: expected a GeneratorConfig, got {type(config).__name__}")
