@@ -13,7 +13,7 @@ import dataclasses
 from absl import app, flags
 
 from hand_jax import augment
-from hand_jax.augment import fit, views
+from hand_jax.augment import fit, job, views
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Run or model dir (default: shipped model).")
 _DATASET = flags.DEFINE_string("dataset", "synthetic", "Source dataset name (hand_jax.data).")
@@ -53,13 +53,17 @@ def main(argv):
                 max_keypoint_px=_MAX_PX.value, min_silhouette_iou=_MIN_IOU.value,
             ),
         )  # fmt: skip
+        job.check_request(request, force_test=_FORCE_TEST.value)
     except ValueError as err:
         raise app.UsageError(str(err)) from err
-    manifest = augment.augment_dataset(
-        request, out_dir=_OUT_DIR.value, overwrite=_OVERWRITE.value,
-        force_test=_FORCE_TEST.value, batch_size=_BATCH.value, progress=_PROGRESS.value,
-        mano_path=_MANO_PATH.value,
-    )  # fmt: skip
+    try:
+        manifest = augment.augment_dataset(
+            request, out_dir=_OUT_DIR.value, overwrite=_OVERWRITE.value,
+            force_test=_FORCE_TEST.value, batch_size=_BATCH.value, progress=_PROGRESS.value,
+            mano_path=_MANO_PATH.value,
+        )  # fmt: skip
+    except (FileExistsError, NotADirectoryError) as err:  # refusals, not failures
+        raise app.UsageError(str(err)) from err
     a = manifest["augment"]
     print(
         f"{a['rows']} source samples: {a['fitted']} fitted ({a['labels']} against labels), "
