@@ -104,6 +104,7 @@ def comparison_table(
     *,
     benchmarks: Sequence[str] = published.BENCHMARKS,
     published_rows: Sequence[published.PublishedAUC] | None = None,
+    missing: str = NOT_RUN,
 ) -> Table:
     """Build the paper's comparison table (3D PCK AUC 20-50 mm) with our rows added.
 
@@ -112,6 +113,7 @@ def comparison_table(
         results a placeholder row ``hand_jax`` says ``not run`` everywhere.
       benchmarks: the columns.
       published_rows: published numbers (default ``published.load_published_auc()``).
+      missing: the text of our cells without a result.
 
     Returns:
       A ``Table`` with numbered footnotes citing each published method and its sources.
@@ -134,12 +136,12 @@ def comparison_table(
         row = [f"{label} (this implementation)"]
         for b in benchmarks:
             r = index.get((label, b))
-            row.append(f"{r.auc_20_50:.3f}" if r else NOT_RUN)
+            row.append(f"{r.auc_20_50:.3f}" if r else missing)
         rows.append(row)
     notes.append(
         "Published values as reported (third decimal +-0.005: papers integrate on different "
         "threshold grids); this implementation: np.linspace(20, 50, 20) mm, see "
-        "hand_jax/eval/metrics.py. 'not run': no result for that benchmark yet."
+        f"hand_jax/eval/metrics.py. '{missing}': no result for that benchmark."
     )
     columns = ["Method"] + [published.title(b) for b in benchmarks]
     return Table("3D PCK AUC, 20-50 mm", columns, rows, notes)

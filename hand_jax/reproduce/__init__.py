@@ -1,0 +1,69 @@
+"""Reproduce the paper's tables: the ablation, the comparison and their pictures, resumably.
+
+``run`` builds the study's stages (``plan``) from a config (``launch/configs/reproduce.py``),
+runs them with the resumable ``stages.Runner`` and writes the tables and pictures (``report``).
+"""
+
+import os
+
+from hand_jax.reproduce import plan, report, stages
+
+
+def run(
+    cfg,
+    *,
+    work_dir: str,
+    out_dir: str,
+    data_dirs: dict | None = None,
+    force=(),
+    command: str = "",
+    report_only: bool = False,
+    dry_run: bool = False,
+    log=print,
+) -> dict:
+    """Run (or resume) the study of ``cfg`` and write its report into ``out_dir``.
+
+    Args:
+      cfg: a ``launch/configs/reproduce.py`` config.
+      work_dir: folder of data, runs, evaluations, logs and stage markers.
+      out_dir: folder of the tables and pictures (``results/<name>``).
+      data_dirs: dataset name -> root, for the preset's given (non-synthetic) datasets.
+      force: stage names or prefixes to rerun (``data``, ``train``, ``train/seed1``, ...).
+      command: the command line, recorded in the report.
+      report_only: write the report from the evaluations already on disk; run nothing.
+      dry_run: print the stages and whether each is up to date; run nothing.
+      log: where progress lines go.
+
+    Returns:
+      ``results.json``'s content (or, with ``dry_run``, ``{"stages": [names]}``).
+    """
+    paths = plan.Paths(work_dir, out_dir, data_dirs or {})
+    todo = plan.build(cfg, paths)
+    unknown = [
+        f
+        for f in force
+        if not any(s.name == f or s.name.startswith(f.rstrip("/") + "/") for s in todo)
+    ]
+    if unknown:
+        raise ValueError(
+            f"--force: no stage named {unknown}; stages: "
+            f"{sorted({s.name.split('/')[0] for s in todo})} (or full names)"
+        )
+    if dry_run:
+        for s in todo:
+            log(f"{s.name} ({s.kind})")
+        return {"stages": [s.name for s in todo]}
+    if not report_only:
+        runner = stages.Runner(
+            os.path.join(paths.work, "stages"),
+            roots=[paths.work],
+            cost=cfg.cost.to_dict(),
+            force=force,
+            log=log,
+        )
+        log(f"{cfg.preset} preset: {cfg.label}; {len(todo)} stages; work in {paths.work}")
+        report.record_invocation(cfg, paths, command=command)
+        runner.run(todo)
+    body = report.write_report(cfg, paths, command=command)
+    log(f"report written to {paths.out}")
+    return body

@@ -1,0 +1,157 @@
+"""The study's pictures that need a model: error against refinement iterations, and a grid.
+
+``refinement_curve`` refines the first seed's "full" model (row b) against its own evidence on
+``curve.count`` test crops of every column for ``curve.steps`` iterations, keeping every
+iterate, and records per iterate the mean root-relative 3D error (mm) and the 2D reprojection
+error (crop pixels) against the labels (a JSON the report draws). The number of steps used in
+the tables was chosen on the validation split (BUILD.md); this curve only shows the test-split
+behaviour around it. ``qualitative_grid`` draws, for a few test crops per column, input |
+network evidence | network mesh | refined mesh, and below them the self-augmentation contact
+sheet of the same seed (source crop | fit | new views).
+"""
+
+import json
+import os
+import uuid
+
+import imageio.v3 as iio
+import jax
+import numpy as np
+
+from hand_jax.train import evaluation as te
+from hand_jax.train import step as tr
+
+
+def iterate_errors(fn, samples, *, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-iterate errors of a trajectory-returning estimate function over cropped samples.
+
+    Args:
+      fn: ``hand_jax.estimate.make_estimate_fn(..., return_trajectory=True)``.
+      samples: protocol crops (``estimate.dataset.load_protocol_crops``).
+      batch_size: crops per call.
+
+    Returns:
+      ([T + 1] mean root-relative 3D error, mm; [T + 1] mean 2D reprojection error, crop
+      pixels), iterate 0 being the network's estimate; means over labelled keypoints.
+    """
+    net = fn.network
+    batch_size = -(-batch_size // net.mesh.size) * net.mesh.size
+    p = te.run_predictions(
+        lambda _s, images, _c: (lambda e: {"traj": e.trajectory, "h": e.h_network})(fn(images)),
+        None,
+        samples,
+        None,
+        batch_size=batch_size,
+        sharding=tr.batch_sharding(net.mesh),
+    )
+    hs = np.concatenate([p["h"][:, None], p["traj"]], axis=1)  # [N, T+1, D]
+    one = lambda h: tr.project(net.consts, h, settings=net.settings, image_size=net.image_size)  # noqa: E731
+    _, kp3d, kp2d = jax.device_get(jax.jit(jax.vmap(jax.vmap(one)))(hs))
+    kp3d = np.einsum("nji,ntkj->ntki", p["gt_view_rotation"], kp3d)  # view -> camera frame
+    gt3, gt2, valid = p["gt_keypoints_3d"], p["gt_keypoints_2d"], p["gt_keypoint_valid"]
+    rel = (kp3d - kp3d[:, :, :1]) - (gt3 - gt3[:, :1])[:, None]
+    e3 = np.linalg.norm(rel, axis=-1) * 1000.0
+    e2 = np.linalg.norm(kp2d - gt2[:, None], axis=-1)
+    w = valid[:, None].astype(np.float64)
+    return (e3 * w).sum((0, 2)) / w.sum((0, 2)), (e2 * w).sum((0, 2)) / w.sum((0, 2))
+
+
+def _write_atomic(path: str, write) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    root, ext = os.path.splitext(path)
+    tmp = f"{root}.tmp-{uuid.uuid4().hex[:8]}{ext}"
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _crops(cfg, paths, network, column, count):
+    from hand_jax.estimate import dataset as ds
+
+    spec = cfg.data.sets[column]
+    return ds.load_protocol_crops(
+        network,
+        dataset=spec.loader,
+        data_dir=paths.data(column, spec.kind),
+        split=cfg.data.test_split,
+        count=count,
+    )
+
+
+def refinement_curve(cfg, paths, seed: int, path: str) -> None:
+    """Write ``path`` (JSON): per column, the per-iterate errors of row (b)'s model."""
+    from hand_jax import estimate
+
+    result = {"seed": seed, "steps": cfg.curve.steps, "columns": {}}
+    for column in cfg.data.columns:
+        run = paths.run(seed, cfg.data.model_for[column], "full")
+        fn = estimate.make_estimate_fn(run, refine_steps=cfg.curve.steps, return_trajectory=True)
+        samples = _crops(cfg, paths, fn.network, column, cfg.curve.count)
+        e3, e2 = iterate_errors(fn, samples, batch_size=cfg.evaluate.batch_size)
+        result["columns"][column] = {
+            "count": len(samples),
+            "err3d_mm": e3.tolist(),
+            "err2d_px": e2.tolist(),
+        }
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(result, f, indent=1)
+
+    _write_atomic(path, write)
+
+
+def _overlay_rows(fn, samples, faces, column) -> list[np.ndarray]:
+    from hand_jax.estimate import viz
+    from hand_jax.models import dhpe
+
+    images = np.stack([s["image"] for s in samples])
+    e = jax.device_get(fn(images))
+    cam = lambda h: dhpe.weak_perspective_cam(np.asarray(h)[-3:])  # noqa: E731
+    rows = []
+    for i, s in enumerate(samples):
+        before = viz.mesh_on_crop(s["image"], e.verts_network[i], faces, cam(e.h_network[i]))
+        after = viz.mesh_on_crop(s["image"], e.verts[i], faces, cam(e.h[i]))
+        evidence = (e.evidence.keypoints_2d[i], e.evidence.confidence[i], e.evidence.mask[i])
+        size = s["image"].shape[0]
+        rows.append(
+            viz.overlay(
+                s["image"],
+                (0, 0, size),
+                s["image"],
+                evidence,
+                before,
+                after,
+                title=f"{column}: {s['id']}",
+            )
+        )
+    return rows
+
+
+def _stack(images: list[np.ndarray]) -> np.ndarray:
+    """Stack RGB uint8 images vertically, padding each on the right with white."""
+    width = max(im.shape[1] for im in images)
+    padded = [
+        np.pad(im[..., :3], ((0, 0), (0, width - im.shape[1]), (0, 0)), constant_values=255)
+        for im in images
+    ]
+    return np.concatenate(padded, axis=0)
+
+
+def qualitative_grid(cfg, paths, seed: int, path: str) -> None:
+    """Write ``path`` (PNG): overlays of test crops, then the augmentation contact sheet."""
+    from hand_jax import estimate
+
+    rows = []
+    for column in cfg.data.columns:
+        train = cfg.data.model_for[column]
+        fn = estimate.make_estimate_fn(
+            paths.run(seed, train, "full"), refine_steps=cfg.evaluate.refine_steps
+        )
+        samples = _crops(cfg, paths, fn.network, column, cfg.grid.count)
+        faces = np.asarray(fn.network.consts.hand_model.faces)
+        rows += _overlay_rows(fn, [samples[i] for i in range(len(samples))], faces, column)
+    for train in cfg.data.train:
+        sheet = os.path.join(paths.aug(seed, train), "contact_sheet.png")
+        if os.path.exists(sheet):
+            rows.append(np.asarray(iio.imread(sheet))[..., :3])
+    _write_atomic(path, lambda tmp: iio.imwrite(tmp, _stack(rows)))

@@ -1,0 +1,380 @@
+"""The study's tables and pictures, from the evaluations it wrote (no model is run here).
+
+For every row of the ablation (``plan.ROWS``), column (test set) and seed, the row's model and
+variant were scored by ``hand_jax.estimate.dataset.evaluate_split`` under the benchmark
+protocol (``hand_jax.eval.evaluate``: metrics.json). The report reads, per cell:
+
+- ``auc_20_50``, ``auc_0_50``, ``epe_mm``: the 3D PCK AUCs and the mean end-point error under
+  the column's primary alignment (Zimmermann & Brox's ground-truth root and scale for STB, RHD
+  and the synthetic sets; the fingertip centroid for Dexter+Object, stated in the table);
+- ``pa_epe_mm``: the mean error after Procrustes alignment (articulation and shape only);
+
+and writes into ``out_dir``: ``ablation.{md,csv}`` (mean +- sample standard deviation over the
+seeds that finished), ``effects.md`` (each component's change of AUC against the row it adds
+to, with a verdict), ``comparison.{md,csv}`` (the published table with this implementation's
+row; "not available here" where the study did not evaluate that benchmark),
+``pck_<column>.png``, ``refine_iterations.png``, ``qualitative.png`` and ``results.json`` (every
+number per seed, and where it came from).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from hand_jax.eval import plots, published, tables
+from hand_jax.reproduce import plan
+
+METRICS = ("auc_20_50", "auc_0_50", "epe_mm", "pa_epe_mm")
+HEADERS = {
+    "auc_20_50": "AUC 20-50",
+    "auc_0_50": "AUC 0-50",
+    "epe_mm": "EPE mm",
+    "pa_epe_mm": "PA-EPE mm",
+}
+# (row, the row it adds a component to, what the component is)
+EFFECTS = (
+    ("b", "a", "mask loss through the soft rasterizer"),
+    ("c", "b", "test-time refinement"),
+    ("d", "c", "self-data augmentation"),
+    ("b", "e", "stratified instead of direct training"),
+)
+NOT_AVAILABLE = "not available here"
+
+
+def read_cell(metrics_path: str) -> dict:
+    """The four numbers and the PCK curve of one evaluation's metrics.json."""
+    with open(metrics_path) as f:
+        m = json.load(f)
+    p = m["primary"]
+    pa = m["alignments"].get("procrustes", {}).get("epe_mean_mm", float("nan"))
+    return {
+        "auc_20_50": p["auc_20_50"],
+        "auc_0_50": p["auc_0_50"],
+        "epe_mm": p["epe_mean_mm"],
+        "pa_epe_mm": pa,
+        "alignment": p["alignment"],
+        "num_samples": m["num_samples"],
+        "pck": p["pck_curve"]["pck"],
+        "thresholds_mm": p["pck_curve"]["thresholds_mm"],
+    }
+
+
+def collect(cfg, paths) -> dict:
+    """``{row: {column: {seed: cell}}}`` for every evaluation present on disk."""
+    out = {}
+    for row, (_, model, variant) in plan.ROWS.items():
+        for column in cfg.data.columns:
+            train = cfg.data.model_for[column]
+            for seed in cfg.seeds:
+                folder = paths.eval(int(seed), train, model, column)
+                path = os.path.join(folder, variant, "metrics.json")
+                if os.path.exists(os.path.join(folder, "refinement.json")):
+                    out.setdefault(row, {}).setdefault(column, {})[str(seed)] = read_cell(path)
+    return out
+
+
+def summarise(values) -> tuple[float, float, int]:
+    """(mean, sample standard deviation (NaN for one value), count) of finite ``values``."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], np.float64)
+    if v.size == 0:
+        return float("nan"), float("nan"), 0
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else float("nan"), int(v.size)
+
+
+def _cell_text(metric: str, values) -> str:
+    mean, sd, n = summarise(values)
+    if n == 0:
+        return "not run"
+    digits = 3 if metric.startswith("auc") else 2
+    return f"{mean:.{digits}f}" + ("" if n == 1 else f" ± {sd:.{digits}f}")
+
+
+def _column_title(cfg, column: str) -> str:
+    spec = cfg.data.sets[column]
+    if spec.kind == "synthetic":
+        return f"{column} (synthetic)"
+    return published.title(column)
+
+
+def ablation_table(cfg, results: dict) -> tables.Table:
+    """Rows (a)-(e), per column the four metrics as mean ± sample std over seeds."""
+    columns = ["Configuration"]
+    for column in cfg.data.columns:
+        columns += [f"{_column_title(cfg, column)} {HEADERS[m]}" for m in METRICS]
+    rows = []
+    for row, (label, _, _) in plan.ROWS.items():
+        cells = [label]
+        for column in cfg.data.columns:
+            per_seed = results.get(row, {}).get(column, {})
+            cells += [_cell_text(m, [c[m] for c in per_seed.values()]) for m in METRICS]
+        rows.append(cells)
+    return tables.Table(f"Ablation ({cfg.label})", columns, rows, _notes(cfg, results))
+
+
+def _notes(cfg, results) -> list[str]:
+    alignments = {
+        c: sorted({cell["alignment"] for r in results.values() for cell in r.get(c, {}).values()})
+        for c in cfg.data.columns
+    }
+    seeds = sorted({s for r in results.values() for c in r.values() for s in c})
+    return [
+        f"Mean ± sample standard deviation over seeds {', '.join(seeds) or '-'} (one value: no "
+        "spread). AUC: 3D PCK area over 20-50 mm and 0-50 mm (20 thresholds each); EPE: mean "
+        "end-point error (mm); all under each column's primary alignment: "
+        + "; ".join(
+            f"{_column_title(cfg, c)}: {', '.join(a) or '-'}" for c, a in alignments.items()
+        )
+        + ". PA-EPE: after Procrustes alignment (articulation and shape only).",
+        f"Test-time refinement: {cfg.evaluate.refine_steps} steps against the network's own "
+        "evidence (steps and weights chosen on the validation split).",
+    ]
+
+
+def _verdict(delta: float, noise: float) -> str:
+    if not np.isfinite(delta):
+        return "not run"
+    word = "no clear change" if abs(delta) <= noise else ("helps" if delta > 0 else "hurts")
+    return f"{delta:+.3f} ({word})"
+
+
+def effects_table(cfg, results: dict) -> tables.Table:
+    """Each component's change of AUC 20-50 against the row it adds to, with a verdict."""
+    columns = ["Component", "Rows"] + [_column_title(cfg, c) for c in cfg.data.columns]
+    rows = []
+    for row, base, what in EFFECTS:
+        cells = [what, f"({row}) vs ({base})"]
+        for column in cfg.data.columns:
+            new = results.get(row, {}).get(column, {})
+            old = results.get(base, {}).get(column, {})
+            seeds = sorted(set(new) & set(old))
+            diffs = [new[s]["auc_20_50"] - old[s]["auc_20_50"] for s in seeds]
+            mean, sd, n = summarise(diffs)
+            # Per-seed paired differences; "no clear change" within 2 standard errors
+            # (or 0.005 AUC, the published tables' rounding, with fewer than 2 seeds).
+            noise = 2.0 * sd / np.sqrt(n) if n > 1 else 0.005
+            cells.append(_verdict(mean, max(noise, 1e-9)))
+        rows.append(cells)
+    notes = [
+        "Change of the mean AUC 20-50 mm over the seeds both rows finished (paired by "
+        "seed); 'no clear change': within two standard errors of the paired differences "
+        "(within 0.005 for a single seed)."
+    ]
+    return tables.Table("Does each component help?", columns, rows, notes)
+
+
+def comparison_table(cfg, results: dict) -> tables.Table:
+    """The published comparison with this implementation's full method (row d)."""
+    ours = []
+    for column in cfg.data.columns:
+        loader = cfg.data.sets[column].loader
+        cells = results.get("d", {}).get(column, {})
+        mean, _, n = summarise([c["auc_20_50"] for c in cells.values()])
+        if loader in published.BENCHMARKS and n:
+            ours.append(
+                tables.ResultSummary(
+                    tables.OUR_METHOD,
+                    f"full method, {n} seeds",
+                    loader,
+                    "",
+                    mean,
+                    float("nan"),
+                    float("nan"),
+                    0,
+                    (),
+                    (),
+                    "",
+                )
+            )
+    table = tables.comparison_table(ours, missing=NOT_AVAILABLE)
+    table.notes.append(
+        f"This study ({cfg.preset} preset) evaluated: "
+        + ", ".join(_column_title(cfg, c) for c in cfg.data.columns)
+        + f". '{NOT_AVAILABLE}': that benchmark's data is not part of this preset."
+    )
+    return table
+
+
+def _mean_curve(cells: dict) -> tuple[list, list]:
+    curves = np.asarray([c["pck"] for c in cells.values()], np.float64)
+    return next(iter(cells.values()))["thresholds_mm"], np.nanmean(curves, axis=0).tolist()
+
+
+def plot_pck_curves(cfg, results: dict, out_dir: str) -> list[str]:
+    """``pck_<column>.png``: each row's PCK curve (mean over seeds), published ones beside."""
+    written = []
+    for column in cfg.data.columns:
+        loader = cfg.data.sets[column].loader
+        ours = []
+        for row, (label, _, _) in plan.ROWS.items():
+            cells = results.get(row, {}).get(column, {})
+            if cells:
+                t, pck = _mean_curve(cells)
+                auc, _, n = summarise([c["auc_20_50"] for c in cells.values()])
+                ours.append(
+                    tables.ResultSummary(
+                        tables.OUR_METHOD,
+                        f"{label}, {n} seeds",
+                        loader,
+                        "",
+                        auc,
+                        0.0,
+                        0.0,
+                        0,
+                        tuple(t),
+                        tuple(pck),
+                        "",
+                    )
+                )
+        if not ours:
+            continue
+        path = os.path.join(out_dir, f"pck_{column}.png")
+        if loader in published.BENCHMARKS:
+            plots.plot_benchmark(loader, ours, path)
+        else:
+            curves = [
+                (f"{r.variant} (AUC {r.auc_20_50:.3f})", r.thresholds_mm, r.pck) for r in ours
+            ]
+            plots.plot_pck(curves, path, title=f"{_column_title(cfg, column)}: 3D PCK")
+        written.append(path)
+    return written
+
+
+def plot_refinement(curve: dict, path: str) -> None:
+    """Two panels: root-relative 3D error and 2D error against refinement iterations."""
+    fig = Figure(figsize=(9, 3.6), dpi=110)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2)
+    for column, c in curve["columns"].items():
+        steps = np.arange(len(c["err3d_mm"]))
+        axes[0].plot(steps, c["err3d_mm"], label=f"{column} ({c['count']} crops)")
+        axes[1].plot(steps, c["err2d_px"], label=column)
+    axes[0].set(xlabel="refinement iteration", ylabel="root-relative 3D error (mm)")
+    axes[1].set(xlabel="refinement iteration", ylabel="2D reprojection error (px)")
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(
+        f"Test-time refinement of row (b)'s model, seed {curve['seed']} (iteration 0: the network)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def provenance(cfg, command: str) -> dict:
+    """The command, preset, commit (and whether the tree had changes) of this report."""
+
+    def git(*args):
+        try:
+            return subprocess.run(
+                ["git", *args], cwd=plan.ROOT, capture_output=True, text=True, timeout=30
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {
+        "command": command,
+        "preset": cfg.preset,
+        "label": cfg.label,
+        "commit": git("rev-parse", "HEAD") or "unknown",
+        "uncommitted_changes": bool(git("status", "--porcelain", "--", "hand_jax", "launch")),
+    }
+
+
+def _invocations_path(paths) -> str:
+    return os.path.join(paths.work, "invocations.json")
+
+
+def record_invocation(cfg, paths, *, command: str) -> None:
+    """Append this run's command, commit and start time to the work folder's history."""
+    path = _invocations_path(paths)
+    history = []
+    if os.path.exists(path):
+        with open(path) as f:
+            history = json.load(f)
+    history.append({**provenance(cfg, command), "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    os.makedirs(paths.work, exist_ok=True)
+    _write_text(path, json.dumps(history, indent=1))
+
+
+def _stage_times(paths) -> dict:
+    out = {}
+    folder = os.path.join(paths.work, "stages")
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        with open(os.path.join(folder, name)) as f:
+            m = json.load(f)
+        if m.get("status") == "done":
+            out[name[: -len(".json")].replace("__", "/")] = m.get("wall_s")
+    return out
+
+
+def _write_text(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_report(cfg, paths, *, command: str) -> dict:
+    """Write every table and picture into ``paths.out``; return results.json's content."""
+    os.makedirs(paths.out, exist_ok=True)
+    results = collect(cfg, paths)
+    written = {}
+    for name, table in (
+        ("ablation", ablation_table(cfg, results)),
+        ("effects", effects_table(cfg, results)),
+        ("comparison", comparison_table(cfg, results)),
+    ):
+        tables.write_table(table, paths.out, name)
+        written[name] = tables.to_markdown(table)
+    plot_pck_curves(cfg, results, paths.out)
+    figures = os.path.join(paths.work, "figures")
+    curve_path = os.path.join(figures, "refine_curve.json")
+    if os.path.exists(curve_path):
+        with open(curve_path) as f:
+            plot_refinement(json.load(f), os.path.join(paths.out, "refine_iterations.png"))
+    if os.path.exists(os.path.join(figures, "qualitative.png")):
+        shutil.copyfile(
+            os.path.join(figures, "qualitative.png"), os.path.join(paths.out, "qualitative.png")
+        )
+    strip = {
+        r: {
+            c: {
+                s: {k: v for k, v in cell.items() if k not in ("pck", "thresholds_mm")}
+                for s, cell in cols.items()
+            }
+            for c, cols in row.items()
+        }
+        for r, row in results.items()
+    }
+    body = {
+        **provenance(cfg, command),
+        "seeds": list(cfg.seeds),
+        "rows": plan.ROWS,
+        "results": strip,
+        "stage_wall_s": _stage_times(paths),
+    }
+    if os.path.exists(_invocations_path(paths)):
+        with open(_invocations_path(paths)) as f:
+            body["invocations"] = json.load(f)
+    _write_text(os.path.join(paths.out, "results.json"), json.dumps(body, indent=1))
+    summary = "\n".join(
+        [
+            f"# Reproduction: {cfg.preset} preset",
+            "",
+            f"`{command}` at commit {body['commit'][:10]}",
+            "",
+            written["ablation"],
+            written["effects"],
+            written["comparison"],
+        ]
+    )
+    _write_text(os.path.join(paths.out, "summary.md"), summary)
+    return body
