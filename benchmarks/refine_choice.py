@@ -14,14 +14,12 @@ import json
 import os
 import time
 
-import jax
 import numpy as np
 from absl import app, flags
 
 from hand_jax import estimate
 from hand_jax.estimate import dataset as ds
-from hand_jax.train import evaluation as te
-from hand_jax.train import step as tr
+from hand_jax.reproduce import figures
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Synthetic dataset root.", required=True)
 _SPLIT = flags.DEFINE_string("split", "val", "Split to choose on (never test).")
@@ -42,34 +40,6 @@ SETTINGS = {
 }
 
 
-def _curves(fn, samples, batch: int):
-    """Per-iterate mean root-relative 3D error (mm) and 2D error (px) over the samples."""
-    net = fn.network
-    p = te.run_predictions(
-        lambda _s, images, _c: (lambda e: {"traj": e.trajectory, "h": e.h_network})(fn(images)),
-        None, samples, None, batch_size=batch, sharding=tr.batch_sharding(net.mesh),
-    )  # fmt: skip
-    hs = np.concatenate([p["h"][:, None], p["traj"]], axis=1)  # [N, T+1, D]
-    project = jax.jit(
-        jax.vmap(
-            jax.vmap(
-                lambda h: tr.project(
-                    net.consts, h, settings=net.settings, image_size=net.image_size
-                )
-            )
-        )
-    )
-    _, kp3d, kp2d = jax.device_get(project(hs))
-    rot = p["gt_view_rotation"]
-    kp3d = np.einsum("nji,ntkj->ntki", rot, kp3d)
-    gt3, gt2, valid = p["gt_keypoints_3d"], p["gt_keypoints_2d"], p["gt_keypoint_valid"]
-    rel = (kp3d - kp3d[:, :, :1]) - (gt3 - gt3[:, :1])[:, None]
-    e3 = np.linalg.norm(rel, axis=-1) * 1000.0
-    e2 = np.linalg.norm(kp2d - gt2[:, None], axis=-1)
-    w = valid[:, None].astype(np.float64)
-    return (e3 * w).sum((0, 2)) / w.sum((0, 2)), (e2 * w).sum((0, 2)) / w.sum((0, 2))
-
-
 def main(argv):
     del argv
     if _SPLIT.value == "test":
@@ -87,7 +57,7 @@ def main(argv):
             net, refine_steps=_STEPS.value, learning_rate=lr, weights=weights,
             return_trajectory=True,
         )  # fmt: skip
-        e3, e2 = _curves(fn, samples, 64)
+        e3, e2 = figures.iterate_errors(fn, samples, batch_size=64)
         results[name] = {"lr": lr, "weights": weights, "err3d_mm": e3.tolist(),
                          "err2d_px": e2.tolist(), "wall_s": time.time() - start}  # fmt: skip
         best = int(np.argmin(e3))

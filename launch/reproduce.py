@@ -20,6 +20,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm is imported: it reads 
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+import launch  # noqa: E402
 from hand_jax import reproduce  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(  # resolved against this package, not the cwd
@@ -68,4 +69,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=launch.parse_flags)

@@ -8,12 +8,11 @@ Multi-host: on Cloud TPU the processes find each other by themselves; elsewhere 
 command resumes from the latest checkpoint in --workdir.
 """
 
-import os
-
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+import launch
 from hand_jax import checkpoint
 from hand_jax.train import config as train_config
 from hand_jax.train import loop as train_loop
@@ -33,17 +32,6 @@ _DISTRIBUTED = flags.DEFINE_enum(
     "auto: initialise jax.distributed when flags are given or a cluster (Cloud TPU) is detected.",
 )  # fmt: skip
 flags.mark_flags_as_required(["config", "workdir"])
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _parse_flags(argv):
-    """Parse flags; a relative --config missing from the cwd resolves against the repository."""
-    for i, arg in enumerate(argv):
-        path = arg.removeprefix("--config=").split(":")[0]
-        if arg.startswith("--config=") and not os.path.isabs(path) and not os.path.exists(path):
-            if os.path.exists(os.path.join(_REPO, path)):
-                argv[i] = "--config=" + os.path.join(_REPO, arg.removeprefix("--config="))
-    return app.parse_flags_with_usage(argv)
 
 
 def _initialize_distributed() -> None:
@@ -82,4 +70,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    app.run(main, flags_parser=launch.parse_flags)

@@ -11,8 +11,10 @@ Each pickle is a dict ``{sample_id: {"xyz": [42, 3] metres (camera frame), "uv_v
 right hand, each as wrist then thumb, index, middle, ring, pinky, every finger tip..MCP.
 Mask ids: 0 background, 1 person, 2-17 left hand, 18-33 right hand.
 
-The evaluated hand is the one with more mask pixels (the benchmark's protocol); left hands are
-mirrored to right hands (``schema.mirror_sample``). Pickles are read with the restricted
+Splits: ``train`` (41,258) and ``test`` (2,728) as published; ``val`` (every 20th training
+sample, 2,063) and ``train_fit`` (the other 39,195) for training that validates without the
+test split. The evaluated hand is the one with more mask pixels (the benchmark's protocol); left
+hands are mirrored to right hands (``schema.mirror_sample``). Pickles are read with the restricted
 unpickler (numpy only): a pickle naming any other class is refused.
 """
 
@@ -26,7 +28,10 @@ from hand_jax import safe_pickle
 from hand_jax.data import files, schema
 
 SPLITS = {"train": "training", "training": "training", "test": "evaluation",
-          "evaluation": "evaluation"}  # fmt: skip
+          "evaluation": "evaluation", "train_fit": "training", "val": "training"}  # fmt: skip
+# RHD has no validation split: "val" holds out every VAL_EVERY-th training sample (in sample-id
+# order) and "train_fit" is the rest, for runs that must not choose anything on the test split.
+VAL_EVERY = 20
 IMAGE_SIZE = (320, 320)
 LEFT_IDS = (2, 17)
 RIGHT_IDS = (18, 33)
@@ -87,11 +92,18 @@ class RHDSamples(Sequence):
         )
         anno = os.path.join(self.root, f"anno_{self.split}.pickle")
         self.ids, self.xyz, self.uv_vis, self.K = read_annotations(anno)
+        total = len(self.ids)
+        if split in ("val", "train_fit"):
+            held_out = np.arange(total) % VAL_EVERY == 0
+            keep = held_out if split == "val" else ~held_out
+            self.ids, self.xyz, self.uv_vis, self.K = (
+                x[keep] for x in (self.ids, self.xyz, self.uv_vis, self.K)
+            )
         for folder in ("color", "mask"):
             directory = files.require_dir(os.path.join(self.root, folder), f"RHD {folder} PNGs")
             files.check_count(
                 found=files.count_files(directory, suffixes=(".png",)),
-                expected=len(self.ids),
+                expected=total,
                 path=directory,
                 what=f"{folder} images for the samples of {anno}",
             )
@@ -137,7 +149,8 @@ def load(data_dir: str, split: str, *, hand: str = "larger") -> RHDSamples:
 
     Args:
       data_dir: the ``RHD_published_v2`` folder.
-      split: ``train``/``training`` or ``test``/``evaluation``.
+      split: ``train``/``training`` or ``test``/``evaluation``; ``val`` / ``train_fit``: the
+        held-out and remaining parts of the training split.
       hand: ``larger`` (the hand with more mask pixels: the benchmark protocol), ``left`` or
         ``right``.
 

@@ -15,7 +15,9 @@ projected with the SK colour intrinsics to give the 2D keypoints.
 Options: ``palm_to_wrist`` (default True) replaces the palm centre by the wrist estimate
 ``wrist = ringMCP + 2 (palm - ringMCP)``, so that keypoint 0 means the wrist as in every other
 source (False keeps STB's palm centre as keypoint 0). Split: B2-B6 train (15,000 frames),
-B1 test (3,000). STB shows left hands: every sample is mirrored to a right hand.
+B1 test (3,000); ``val`` (B6Random, 1,500) and ``train_fit`` (the other 13,500) for training
+that validates without the test split. STB shows left hands: every sample is mirrored to a
+right hand.
 """
 
 import json
@@ -37,6 +39,15 @@ SK_TRANS_MM = np.array([-24.0381, -0.4563, -1.2326])
 SPLITS = {
     "train": tuple(f"B{b}{kind}" for b in range(2, 7) for kind in ("Counting", "Random")),
     "test": ("B1Counting", "B1Random"),
+    # STB publishes no validation split: "val" holds out one training sequence, "train_fit" is
+    # the rest (training that validates without touching the test split).
+    "val": ("B6Random",),
+    "train_fit": tuple(
+        f"B{b}{kind}"
+        for b in range(2, 7)
+        for kind in ("Counting", "Random")
+        if (b, kind) != (6, "Random")
+    ),
 }
 RING_MCP = kp.CANONICAL_MCP["ring"]
 

@@ -3,8 +3,12 @@
 One pass of the estimation function over the split's protocol crops (cropped as the run's
 training crops) yields both the network's and the refined hands; each is scored with the
 validation metrics (``hand_jax.train.evaluation.compute_metrics``: root-relative, Z&B and
-Procrustes 3D errors, 2D errors, mask IoU) and written as a predictions npz that
-``hand_jax.eval.evaluate`` scores under the benchmark protocols.
+Procrustes 3D errors, 2D errors, mask IoU, all in the mirrored crop's frame and the loader's
+keypoints) and written as a predictions npz that ``hand_jax.eval.evaluate`` scores under the
+benchmark protocols. The npz is in the frame of the ground truth: 3D keypoints and vertices in
+the original image's camera frame (crop camera rotation undone, left hands un-mirrored), 2D
+keypoints in the original image's pixels (inverse crop affine, un-mirrored), keypoint 0 the
+wrist (``root_convention="wrist"``; see ``hand_jax.eval.protocol``).
 """
 
 import json
@@ -13,9 +17,9 @@ import tempfile
 
 import numpy as np
 
-from hand_jax import data, outputs
+from hand_jax import outputs
 from hand_jax.estimate import core
-from hand_jax.eval import evaluate
+from hand_jax.eval import evaluate, protocol
 from hand_jax.train import evaluation as te
 from hand_jax.train import step as tr
 
@@ -117,18 +121,29 @@ def score(estimate, samples, *, batch_size: int, fraction: float = 0.1) -> dict:
 
 
 def load_protocol_crops(network: core.Network, *, dataset, data_dir, split, count: int = 0):
-    """The split's samples cropped as the network's training crops (the protocol crop)."""
-    samples = data.load_split(
+    """The split's samples cropped as the network's training crops (the protocol crop).
+
+    Each crop also carries its source image's width (``protocol.SOURCE_WIDTH``), which
+    un-mirroring a left hand's 2D predictions needs.
+    """
+    samples = protocol.load_crops(
         dataset, data_dir, split, crop_size=network.image_size, crop_margin=network.crop_margin
     )
     return samples[:count] if count else samples
 
 
-def _write_predictions(path: str, samples, p: dict) -> None:
-    np.savez_compressed(
-        path, ids=np.asarray([str(s["id"]) for s in samples]), keypoints_3d=p["kp3d"],
-        verts=p["verts"], keypoints_2d=p["kp2d"],
-    )  # fmt: skip
+def write_predictions(path: str, frames: protocol.SourceFrames, p: dict) -> None:
+    """Write one variant's predictions npz in the ground truth's frames (module docstring).
+
+    Args:
+      path: the npz to write.
+      frames: the crops' ``protocol.SourceFrames`` ([N] samples).
+      p: a ``predict_samples`` variant: ``kp3d`` [N, 21, 3] and ``verts`` [N, V, 3] metres in
+        the crop camera frame, ``kp2d`` [N, 21, 2] crop pixels.
+    """
+    kp3, kp2, verts = protocol.to_source_frame(frames, p["kp3d"], p["kp2d"], p["verts"])
+    np.savez_compressed(path, ids=frames.ids, keypoints_3d=kp3, verts=verts, keypoints_2d=kp2,
+                        root_convention="wrist")  # fmt: skip
 
 
 def _table(result: dict) -> str:
@@ -147,7 +162,8 @@ def evaluate_split(
     """Score a split with and without refinement and write both benchmark evaluations.
 
     Writes ``out_dir/network/`` and ``out_dir/refined/`` (``hand_jax.eval.evaluate``: metrics,
-    per-sample errors, tables, PCK plots; the refined run tabulated beside the network's),
+    per-sample errors, tables, PCK plots under the dataset's protocol, ``hand_jax.eval.protocol``;
+    the refined run tabulated beside the network's),
     ``out_dir/refinement.json`` (validation metrics of both, energies, the worst 10%) and
     ``out_dir/refinement.md``.
 
@@ -159,6 +175,7 @@ def evaluate_split(
     fn = core.make_estimate_fn(network, refine_steps=refine_steps, **estimate_kw)
     samples = load_protocol_crops(network, dataset=dataset, data_dir=data_dir, split=split)
     result = score(fn, samples, batch_size=batch_size)
+    frames = protocol.source_frames(samples)
     preds = result.pop("predictions")
     summary = {"dataset": dataset, "split": split, "num_samples": len(samples),
                "refine_steps": refine_steps, "checkpoint": str(checkpoint or "shipped model"),
@@ -169,7 +186,7 @@ def evaluate_split(
     ):
         for name in VARIANTS:
             path = os.path.join(scratch, f"{name}.npz")
-            _write_predictions(path, samples, preds[name])
+            write_predictions(path, frames, preds[name])
             others = [os.path.join(tmp, "network", "metrics.json")] if name == "refined" else []
             evaluate.evaluate(
                 out_dir=os.path.join(tmp, name), dataset=dataset, predictions=path,

@@ -2,10 +2,17 @@
 
 Inputs (host-side numpy):
 
-- predictions npz: ``ids`` [N] (str or int), ``keypoints_3d`` [N, K, 3] metres, canonical order;
-  optional ``verts`` [N, V, 3] metres and ``keypoints_2d`` [N, K, 2] pixels.
+- predictions npz: ``ids`` [N] (str or int), ``keypoints_3d`` [N, K, 3] metres, canonical order,
+  camera frame of the original image (a left hand is not mirrored); optional ``verts``
+  [N, V, 3] metres (same frame), ``keypoints_2d`` [N, K, 2] pixels of the original image and
+  ``root_convention`` (scalar str, ``"wrist"`` when absent, or ``"palm"``: what keypoint 0 is).
 - ground truth: an npz with the same keys plus optional ``keypoint_valid`` [N, K] bool, or a
-  dataset split read with ``hand_jax.data.load_split(name, data_dir, split)``.
+  dataset split read with ``hand_jax.data.load_split(name, data_dir, split, **options)``
+  (``protocol.ground_truth_options``; left hands un-mirrored with ``protocol.unmirror``).
+
+Both sides are converted to the dataset's protocol before scoring (``protocol``: STB is scored
+at its palm centre, a wrist-rooted set is converted once; Dexter+Object scores the fingertips
+only), and the protocol is recorded in metrics.json's ``protocol`` block and the tables' notes.
 
 Predictions are matched to the ground truth by id (every ground-truth id needs exactly one
 prediction and vice versa). Metrics are computed under every alignment the labels allow
@@ -13,9 +20,10 @@ prediction and vice versa). Metrics are computed under every alignment the label
 dataset has a primary one for its table (``PRIMARY_ALIGNMENT``): STB and RHD use Zimmermann &
 Brox's ground-truth root and scale; FreiHAND Procrustes; Dexter+Object (fingertips only, no
 root label) the centroid of the valid fingertips - the project's decision, recorded in the
-output. Written into ``out_dir``: ``metrics.json``, ``per_sample.npz`` (the matched predictions,
-reusable as ``--predictions``, plus per-keypoint errors), ``comparison.{md,csv}``,
-``ablation.{md,csv}`` and ``pck_<dataset>.png``.
+output (``protocol.PROTOCOLS``). Written into ``out_dir``: ``metrics.json``, ``per_sample.npz``
+(the matched predictions in the protocol's keypoints, with their ``root_convention``, reusable
+as ``--predictions``, plus per-keypoint errors), ``comparison.{md,csv}``, ``ablation.{md,csv}``
+and ``pck_<dataset>.png``.
 """
 
 import json
@@ -29,16 +37,10 @@ from tqdm import tqdm
 
 from hand_jax import keypoints as kp
 from hand_jax import outputs, safe_npz
-from hand_jax.eval import metrics, plots, tables
+from hand_jax.eval import metrics, plots, protocol, tables
 
-PRIMARY_ALIGNMENT = {
-    "stb": "root_scale",
-    "rhd": "root_scale",
-    "dexter_object": "centroid",
-    "freihand": "procrustes",
-    "synthetic": "root_scale",
-}
-DEFAULT_ALIGNMENT = "root_scale"
+PRIMARY_ALIGNMENT = protocol.PRIMARY_ALIGNMENT
+DEFAULT_ALIGNMENT = protocol.DEFAULT_PROTOCOL.alignment
 ALIGNMENTS = ("none", "root", "root_scale", "centroid", "procrustes")
 MIN_VALID = {"none": 1, "root": 1, "root_scale": 1, "centroid": 1, "procrustes": 3}
 ROOT = 0
@@ -54,6 +56,7 @@ class KeypointSet(NamedTuple):
     keypoint_valid: np.ndarray  # [N, K] bool
     verts: np.ndarray | None = None  # [N, V, 3] metres
     keypoints_2d: np.ndarray | None = None  # [N, K, 2] pixels
+    root_convention: str = "wrist"  # what keypoint 0 is: "wrist" or "palm" (see ``protocol``)
 
 
 def _numbers(data: dict, key: str, path: Path) -> np.ndarray:
@@ -104,7 +107,8 @@ def load_keypoint_npz(path: str | Path, *, what: str) -> KeypointSet:
       what: ``"predictions"`` or ``"ground truth"``, for error messages.
 
     Returns:
-      A ``KeypointSet`` (``keypoint_valid`` all True when the file has none).
+      A ``KeypointSet`` (``keypoint_valid`` all True when the file has none, ``root_convention``
+      "wrist" when the file has none).
 
     Raises:
       FileNotFoundError: no such file. ValueError: naming the file (and key) for an unreadable
@@ -136,6 +140,8 @@ def load_keypoint_npz(path: str | Path, *, what: str) -> KeypointSet:
                     f"{path}: {key}: expected [N={len(ids)}, *, {width}], got {arr.shape}"
                 )
             optional[key] = arr
+    if "root_convention" in data:
+        optional["root_convention"] = protocol.check_root_convention(data["root_convention"], path)
     return KeypointSet(_ids_as_str(ids, path), kp3, valid, **optional)
 
 
@@ -148,7 +154,9 @@ def load_split_ground_truth(name: str, data_dir: str | Path, split: str) -> Keyp
       split: split name passed to the loader.
 
     Returns:
-      A ``KeypointSet`` with ``keypoints_2d`` from the samples.
+      A ``KeypointSet`` with ``keypoints_2d`` from the samples, loaded with the protocol's
+      options (STB: the labelled palm centre as keypoint 0) and un-mirrored (original camera
+      frame and pixels).
     """
     try:
         from hand_jax.data import load_split
@@ -157,17 +165,49 @@ def load_split_ground_truth(name: str, data_dir: str | Path, split: str) -> Keyp
             "--data_dir: reading ground truth from a dataset needs hand_jax.data.load_split, "
             f"which is not available in this checkout ({e}); pass --ground_truth=gt.npz instead"
         ) from e
-    samples = load_split(name, data_dir, split)
+    samples = load_split(name, data_dir, split, **protocol.ground_truth_options(name))
     fields = {"id": [], "keypoints_3d": [], "keypoint_valid": [], "keypoints_2d": []}
     for i in tqdm(range(len(samples)), desc=f"reading {name}/{split}", unit="sample"):
-        sample = samples[i]  # read one at a time: only the labels are kept, not the images
+        # Read one at a time: only the labels are kept, not the images.
+        sample = protocol.unmirror(samples[i])
         for key, values in fields.items():
             values.append(sample[key])
     if not fields["id"]:
         raise ValueError(f"--data_dir={data_dir}: split {split!r} of {name!r} has no samples")
     kp3, kp2 = (np.asarray(fields[k], np.float64) for k in ("keypoints_3d", "keypoints_2d"))
     valid = np.asarray(fields["keypoint_valid"], bool)
-    return KeypointSet(np.asarray(fields["id"]).astype(str), kp3, valid, keypoints_2d=kp2)
+    ids = np.asarray(fields["id"]).astype(str)
+    root = protocol.protocol_for(name).root  # what the protocol's loader options give
+    return KeypointSet(ids, kp3, valid, keypoints_2d=kp2, root_convention=root)
+
+
+def to_protocol(ks: KeypointSet, dataset: str, source) -> KeypointSet:
+    """Convert a keypoint set to ``dataset``'s protocol (keypoint 0, scored keypoints).
+
+    Args:
+      ks: predictions or ground truth, in its own ``root_convention``.
+      dataset: dataset name (``protocol.protocol_for``).
+      source: the file or directory it came from, for error messages.
+
+    Returns:
+      The set in the protocol's root convention, ``keypoint_valid`` restricted to the
+      keypoints the protocol scores.
+    """
+    root = ks.root_convention
+
+    def convert(x):
+        if x is None:
+            return None
+        return protocol.to_protocol_keypoints(dataset, x, root_convention=root)
+
+    try:
+        kp3, kp2 = convert(ks.keypoints_3d), convert(ks.keypoints_2d)
+        valid = protocol.to_protocol_valid(dataset, ks.keypoint_valid, root_convention=root)
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}") from e
+    valid = protocol.scored_valid(dataset, valid)
+    return ks._replace(keypoints_3d=kp3, keypoints_2d=kp2, keypoint_valid=valid,
+                       root_convention=protocol.protocol_for(dataset).root)  # fmt: skip
 
 
 def match_ids(pred_ids: np.ndarray, gt_ids: np.ndarray) -> np.ndarray:
@@ -318,12 +358,13 @@ def compute_metrics(pred: KeypointSet, gt: KeypointSet, *, dataset: str) -> tupl
         )
         primary = fallback
     keys = ("auc_20_50", "auc_0_50", "epe_mean_mm", "epe_median_mm", "pck_curve")
-    protocol = {"root": ROOT, "ref_bone": list(metrics.REF_BONE), "pck": "error <= threshold",
-                "auc_20_50": "np.linspace(20, 50, 20) mm", "auc_0_50": "np.linspace(0, 50, 20) mm",
-                "epe": "mean over keypoints of per-keypoint mean/median (hand3d)"}  # fmt: skip
+    block = {"root": ROOT, "ref_bone": list(metrics.REF_BONE), "pck": "error <= threshold",
+             "auc_20_50": "np.linspace(20, 50, 20) mm", "auc_0_50": "np.linspace(0, 50, 20) mm",
+             "epe": "mean over keypoints of per-keypoint mean/median (hand3d)",
+             **protocol.describe(dataset)}  # fmt: skip
     body = {
         "primary": {"alignment": primary, **{k: blocks[primary][k] for k in keys}},
-        "protocol": protocol,
+        "protocol": block,
         "alignments": blocks,
         "skipped_alignments": skipped,
         "notes": notes,
@@ -368,17 +409,25 @@ def _check_units(pred: KeypointSet, gt: KeypointSet) -> None:
 
 
 def _checkpoint_predictor(checkpoint: str):
-    """Return ``hand_jax.predict.predict_split`` (imported lazily: it pulls in the trainer)."""
+    """Return ``hand_jax.predict`` (imported lazily: it pulls in the trainer)."""
     del checkpoint
-    from hand_jax.predict import predict_split
+    from hand_jax import predict
 
-    return predict_split
+    return predict
 
 
 def _predict(predict, checkpoint: str, data_dir, dataset: str, split: str) -> KeypointSet:
-    out = predict(checkpoint, dataset=dataset, data_dir=data_dir, split=split)
-    kp3 = np.asarray(out["keypoints_3d"], np.float64)
-    return KeypointSet(np.asarray(out["ids"]).astype(str), kp3, np.ones(kp3.shape[:2], bool))
+    """Run a checkpoint over the split's protocol crops; keypoints in the original frames."""
+    config = predict.load_run_config(predict.find_run_dir(checkpoint))
+    samples = protocol.load_crops(dataset, data_dir, split, crop_size=config.data.image_size,
+                                  crop_margin=config.data.crop_margin)  # fmt: skip
+    out = predict.predict_samples(checkpoint, samples)
+    frames = protocol.source_frames(samples)
+    kp3, kp2, verts = protocol.to_source_frame(
+        frames, out["keypoints_3d"], out["keypoints_2d"], out["verts"]
+    )
+    valid = np.ones(kp3.shape[:2], bool)
+    return KeypointSet(frames.ids, kp3, valid, verts=verts, keypoints_2d=kp2)
 
 
 def evaluate(
@@ -432,13 +481,8 @@ def evaluate(
         pred = load_keypoint_npz(predictions, what="predictions")
     else:
         pred = _predict(predict, checkpoint, data_dir, dataset, split)
-    order = match_ids(pred.ids, gt.ids)
-    pred = KeypointSet(*(None if x is None else x[order] for x in pred))
-    _check_shapes(pred, gt)
-    scored = pred if gt.verts is not None else pred._replace(verts=None)
-    check_finite(scored, gt.keypoint_valid, predictions if predictions is not None else checkpoint)
-    _check_units(pred, gt)
-    body, per_sample = compute_metrics(pred, gt, dataset=dataset)
+    sources = (predictions if predictions is not None else checkpoint, ground_truth or data_dir)
+    pred, gt, body, per_sample = _score(pred, gt, dataset=dataset, sources=sources)
     inputs = {
         "predictions": str(predictions or checkpoint),
         "ground_truth": str(ground_truth or data_dir),
@@ -448,6 +492,28 @@ def evaluate(
     with outputs.staged_dir(out_dir, overwrite=overwrite) as staging:
         write_outputs(Path(staging), result, pred, gt, per_sample, others)
     return result
+
+
+def _score(pred: KeypointSet, gt: KeypointSet, *, dataset: str, sources) -> tuple:
+    """Match, convert to the protocol, check and score: (pred, gt, metrics body, per-sample)."""
+    order = match_ids(pred.ids, gt.ids)
+    pred = pred._replace(**{k: v[order] for k, v in pred._asdict().items()
+                            if isinstance(v, np.ndarray)})  # fmt: skip
+    _check_shapes(pred, gt)
+    conventions = {"predictions": pred.root_convention, "ground_truth": gt.root_convention}
+    labelled = int(gt.keypoint_valid.sum())
+    pred, gt = (to_protocol(x, dataset, src) for x, src in zip((pred, gt), sources, strict=True))
+    check_finite(pred if gt.verts is not None else pred._replace(verts=None),
+                 gt.keypoint_valid, sources[0])  # fmt: skip
+    _check_units(pred, gt)
+    body, per_sample = compute_metrics(pred, gt, dataset=dataset)
+    body["protocol"]["root_convention_in"] = conventions
+    dropped = labelled - int(gt.keypoint_valid.sum())
+    if dropped:
+        scored = list(protocol.protocol_for(dataset).scored)
+        body["notes"].append(f"{dropped} ground-truth labels not scored under the {dataset} "
+                             f"protocol (it scores keypoints {scored})")  # fmt: skip
+    return pred, gt, body, per_sample
 
 
 def write_outputs(
@@ -461,10 +527,14 @@ def write_outputs(
     """Write metrics.json, per_sample.npz, the comparison and ablation tables and the plots."""
     (out / "metrics.json").write_text(json.dumps(result, indent=1))
     extra = {k: getattr(pred, k) for k in ("verts", "keypoints_2d") if getattr(pred, k) is not None}
+    # The protocol's keypoints, marked as such: reused as --predictions, not converted again.
     np.savez_compressed(out / "per_sample.npz", ids=gt.ids, keypoints_3d=pred.keypoints_3d,
                         keypoints_3d_gt=gt.keypoints_3d, keypoint_valid=gt.keypoint_valid,
-                        **extra, **per_sample)  # fmt: skip
+                        root_convention=pred.root_convention, **extra, **per_sample)  # fmt: skip
     results = [tables.load_result(out / "metrics.json"), *others]
-    tables.write_table(tables.comparison_table(results), out, "comparison")
-    tables.write_table(tables.ablation_table(results), out, "ablation")
+    notes = [protocol.protocol_for(d).note for d in dict.fromkeys(r.dataset for r in results)]
+    for name, table in (("comparison", tables.comparison_table(results)),
+                        ("ablation", tables.ablation_table(results))):  # fmt: skip
+        table.notes += [f"Protocol: {note}" for note in notes if note]
+        tables.write_table(table, out, name)
     plots.plot_results(results, out)

@@ -126,6 +126,15 @@ def data_stages(cfg, paths: Paths) -> list[st.Stage]:
     return out
 
 
+def _split_overrides(cfg) -> list[str]:
+    """The training splits, where they differ from the training config's ("train", "val")."""
+    out = []
+    for key, default in (("train_split", "train"), ("val_split", "val")):
+        if cfg.data[key] != default:
+            out.append(f"--config.data.{key}={cfg.data[key]}")
+    return out
+
+
 def _train_stage(cfg, paths, seed, train, model) -> st.Stage:
     spec = cfg.data.sets[train]
     workdir = paths.run(seed, train, model)
@@ -134,6 +143,7 @@ def _train_stage(cfg, paths, seed, train, model) -> st.Stage:
         f"--config={cfg.train.config}",
         f"--config.seed={seed}",
         f"--config.data.name={spec.loader}",
+        *_split_overrides(cfg),
         *cfg.train.overrides,
         *MODELS[model],
     ]
@@ -163,7 +173,7 @@ def _augment_stage(cfg, paths, seed, train) -> st.Stage:
     args = [
         "launch.augment",
         f"--dataset={spec.loader}",
-        "--split=train",
+        f"--split={cfg.data.train_split}",
         f"--views_per_sample={cfg.augment.views}",
         f"--count={cfg.augment.count}",
         f"--seed={seed}",

@@ -128,3 +128,22 @@ def test_rhd_pickle_with_wrong_shapes(tmp_path):
         pickle.dump(anno, f)
     with pytest.raises(files.DataError, match=r"sample 1 'xyz' of shape \(42, 3\), got \(21, 3\)"):
         load_split("rhd", str(tmp_path), "test")
+
+
+def test_rhd_validation_is_held_out_of_training(tmp_path, monkeypatch):
+    from hand_jax.data import rhd
+
+    monkeypatch.setattr(rhd, "VAL_EVERY", 4)
+    anno, _ = write_rhd(str(tmp_path), split="training", n=9)
+    train = load_split("rhd", str(tmp_path), "train")
+    val = load_split("rhd", str(tmp_path), "val")
+    fit = load_split("rhd", str(tmp_path), "train_fit")
+    ids = lambda samples: [s["id"] for s in samples]  # noqa: E731
+    assert ids(val) == [f"rhd/training/{i:05d}" for i in (0, 4, 8)]
+    assert sorted(ids(val) + ids(fit)) == sorted(ids(train)) and not set(ids(val)) & set(ids(fit))
+    # The held-out samples keep their own labels (arrays subset in step with the ids).
+    for s in val:
+        i = int(s["id"].rsplit("/", 1)[1])
+        ref = next(t for t in train if t["id"] == s["id"])
+        np.testing.assert_array_equal(s["keypoints_3d"], ref["keypoints_3d"])
+        assert s["original_side"] == ref["original_side"], i

@@ -91,6 +91,11 @@ def test_stb_train_split_covers_b2_to_b6(tmp_path):
     write_stb(str(tmp_path), seqs, n=1)
     samples = load_split("stb", str(tmp_path), "train")
     assert [s["id"] for s in samples] == [f"stb/{q}/0" for q in seqs]
+    # The validation sequence is held out of train_fit, and together they are the train split.
+    val = [s["id"] for s in load_split("stb", str(tmp_path), "val")]
+    fit = [s["id"] for s in load_split("stb", str(tmp_path), "train_fit")]
+    assert val == ["stb/B6Random/0"]
+    assert sorted(val + fit) == sorted(s["id"] for s in samples) and not set(val) & set(fit)
 
 
 def test_stb_images_under_images_folder(tmp_path):

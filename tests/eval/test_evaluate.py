@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from hand_jax.eval import evaluate
+from hand_jax.eval import evaluate, protocol
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,7 +53,9 @@ def test_exact_scaled_prediction_scores_perfectly_and_ids_are_matched(tmp_path):
     ]  # fmt: skip
     with np.load(out / "per_sample.npz") as f:
         np.testing.assert_array_equal(f["ids"], ids)
-        np.testing.assert_allclose(f["keypoints_3d"], pred)  # back in ground-truth order
+        # Back in ground-truth order, in STB's protocol keypoints (palm centre as keypoint 0).
+        np.testing.assert_allclose(f["keypoints_3d"], protocol.palm_from_wrist(pred))
+        assert f["root_convention"] == "palm"
         assert f["errors_root_scale"].shape == (len(ids), 21)
     assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(result))
 
@@ -130,13 +132,13 @@ def test_ground_truth_from_load_split(tmp_path, monkeypatch):
     ids, gt = _hands(3)
     samples = [
         dict(id=str(i), keypoints_3d=k.astype(np.float32), keypoint_valid=np.ones(21, bool),
-             keypoints_2d=np.zeros((21, 2), np.float32))
+             keypoints_2d=np.zeros((21, 2), np.float32), side="right", original_side="right")
         for i, k in zip(ids, gt, strict=True)
     ]  # fmt: skip
     calls = []
 
-    def fake_load_split(name, data_dir, split):
-        calls.append((name, data_dir, split))
+    def fake_load_split(name, data_dir, split, **options):
+        calls.append((name, data_dir, split, options))
         return samples
 
     import hand_jax.data
@@ -146,7 +148,7 @@ def test_ground_truth_from_load_split(tmp_path, monkeypatch):
     result = evaluate.evaluate(
         dataset="rhd", predictions=pred_path, data_dir="/data/rhd", out_dir=tmp_path / "o"
     )
-    assert calls == [("rhd", "/data/rhd", "test")]
+    assert calls == [("rhd", "/data/rhd", "test", {})]
     assert result["primary"]["auc_20_50"] == 1.0
     monkeypatch.setitem(sys.modules, "hand_jax.data", types.ModuleType("hand_jax.data"))
     with pytest.raises(RuntimeError, match="needs hand_jax.data.load_split"):
@@ -224,7 +226,8 @@ def test_dexter_object_through_the_real_loader(tmp_path):
         fixtures.write_sequence(str(tmp_path / "do"), seq, n=2, seed=i, missing=((1, 2),))
     samples = load_split("dexter_object", str(tmp_path / "do"), "test")
     ids = np.array([s["id"] for s in samples])
-    kp3 = np.stack([s["keypoints_3d"] for s in samples]).astype(np.float64)
+    # Predictions in the original camera frame: the loader's left hands un-mirrored.
+    kp3 = np.stack([protocol.unmirror(s)["keypoints_3d"] for s in samples]).astype(np.float64)
     pred = np.where(np.stack([s["keypoint_valid"] for s in samples])[..., None], kp3, np.nan)
     pred_path = _write(tmp_path / "p.npz", ids=ids, keypoints_3d=pred + [0.02, 0.0, -0.01])
     result = evaluate.evaluate(

@@ -59,7 +59,12 @@ def test_paper_preset_needs_each_dataset_root():
         _stages("paper")
     dirs = {"stb": "/d/stb", "rhd": "/d/rhd", "dexter_object": "/d/do"}
     _, stages = _stages("paper", dirs)
-    assert "--config.data.name=stb" in _args(stages["train/seed0/stb/full"])
+    args = _args(stages["train/seed0/stb/full"])
+    # STB publishes no validation split: train on the loader's train_fit, validate on its val
+    # (the training config's default val_split).
+    assert {"--config.data.name=stb", "--config.data.train_split=train_fit"} <= set(args)
+    assert not any(a.startswith("--config.data.val_split") for a in args)
+    assert "--split=train_fit" in _args(stages["augment/seed0/stb"])
     assert "evaluate/seed0/full/dexter_object" in stages
     assert stages["evaluate/seed0/full/dexter_object"].deps == ("train/seed0/stb/full",)
     assert not any(name.startswith("data/") for name in stages)  # nothing generated

@@ -37,6 +37,13 @@ def test_quick_study_runs_resumes_and_forces(tmp_path):
                  "refine_iterations.png", "qualitative.png", "summary.md"):  # fmt: skip
         assert (out / name).stat().st_size > 0, name
     assert "not run" not in (out / "ablation.md").read_text()
+    # The refinement curve (its own code path) starts at row (b)'s error and ends at row (c)'s.
+    curve = json.loads((tmp_path / "work" / "figures" / "refine_curve.json").read_text())
+    scored = tmp_path / "work" / "seed0" / "narrow" / "eval" / "full" / "narrow"
+    refinement = json.loads((scored / "refinement.json").read_text())
+    e3 = curve["columns"]["narrow"]["err3d_mm"]
+    assert e3[0] == pytest.approx(refinement["network"]["kp3d_epe_mm"], rel=1e-3)
+    assert e3[-1] == pytest.approx(refinement["refined"]["kp3d_epe_mm"], rel=1e-3)
     second = _reproduce(tmp_path)
     assert second.count("up to date, skipped") == 17
     third = _reproduce(tmp_path, "--force=grid")
