@@ -11,8 +11,9 @@ keeps one small JSON marker per stage in its state folder:
 stage completes), so a stage reruns when its own inputs changed or any upstream stage ran
 again, and is skipped when it is done with the same key and its outputs exist. Before a stage
 runs, its outputs are deleted (they are stale or half-written), except for a ``resumable``
-stage interrupted with the same key, whose own command continues from what it left (training
-resumes from its checkpoint, augmentation from its finished shards). A stage whose command
+stage interrupted with the same key, or never started by this runner, whose own command
+continues from what it finds (training resumes from its checkpoint, e.g. one trained by hand on a
+pod; augmentation from its finished shards). A stage whose command
 writes its outputs atomically can say so with ``complete``: a stage killed after its outputs
 were complete but before its marker was written is then marked done without running again.
 ``force`` names stages (exact names, or a prefix before ``/``: ``train`` forces every training)
@@ -147,6 +148,9 @@ class Runner:
                 return "complete"
             if stage.resumable:
                 return "resume"
+        if m is None and stage.resumable and not self.forced(stage.name):
+            # Never started here: take over what its command finds (e.g. a run made by hand).
+            return "complete" if stage.complete is not None and stage.complete() else "resume"
         return "fresh"
 
     def _eta(self, remaining: Sequence[Stage], spent: float, expected_spent: float) -> float:

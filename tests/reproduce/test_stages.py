@@ -142,3 +142,15 @@ def test_eta_scales_expected_costs_by_the_measured_speed(tmp_path):
     assert "done in 0m20s" in done[0] and "ETA 0m40s" in done[0]  # 2 left x 10 s x 2.0
     assert "elapsed 0m40s" in done[1] and "ETA 0m20s" in done[1]
     assert "ETA 0m00s" in done[2]
+
+
+def test_resumable_stage_continues_outputs_it_never_started(tmp_path):
+    rec = Recorder(str(tmp_path))
+    (tmp_path / "t_hand").write_text("h")  # e.g. a training run launched by hand beforehand
+    (tmp_path / "p_plain").write_text("h")
+    _runner(tmp_path)[0].run([rec.stage("t/hand", resumable=True), rec.stage("p/plain")])
+    assert (tmp_path / "t_hand").read_text() == "hx"  # continued
+    assert (tmp_path / "p_plain").read_text() == "x"  # not resumable: started clean
+    (tmp_path / "t_other").write_text("h")
+    _runner(tmp_path, force=["t/other"])[0].run([rec.stage("t/other", resumable=True)])
+    assert (tmp_path / "t_other").read_text() == "x"  # forced: clean
