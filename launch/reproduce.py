@@ -4,12 +4,14 @@
         --work_dir=/tmp/reproduce_quick --out_dir=results/reproduce_quick
     python -m launch.reproduce --config=launch/configs/reproduce.py:cpu \
         --work_dir=runs/reproduce_cpu --out_dir=results/reproduce_cpu
-    python -m launch.reproduce --config=launch/configs/reproduce.py:paper --work_dir=gs://... \
-        --data_dirs=stb=/data/STB,rhd=/data/RHD,dexter_object=/data/DexterObject
+    python -m launch.reproduce --config=launch/configs/reproduce.py:paper \
+        --work_dir=/shared/reproduce --data_dirs=stb=/data/STB,rhd=/data/RHD,dexter_object=/data/DO
 
 Stages, layout and outputs: ``hand_jax/reproduce``. ``--force=train`` (a stage kind, or a
 stage's full name such as ``train/seed1/narrow/full``) reruns those stages and what depends on
-them; ``--report_only`` rewrites the tables from the evaluations already done.
+them; ``--adopt=train/seed0/stb/full`` takes over a run made outside the study (e.g. on a
+pod) instead of deleting it; ``--report_only`` rewrites the tables from the evaluations that
+are up to date; ``--dry_run`` lists the stages and which are up to date.
 """
 
 import os
@@ -32,6 +34,7 @@ _WORK_DIR = flags.DEFINE_string("work_dir", None, "Data, runs, logs, stage marke
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Tables and pictures (default results/<preset>).")
 _DATA_DIRS = flags.DEFINE_list("data_dirs", [], "name=root for the preset's real datasets.")
 _FORCE = flags.DEFINE_list("force", [], "Stages (kinds or full names) to rerun.")
+_ADOPT = flags.DEFINE_list("adopt", [], "Stages whose outputs made elsewhere are taken over.")
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Only rewrite the report.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "List the stages and exit.")
 
@@ -60,6 +63,7 @@ def main(argv):
             out_dir=out_dir,
             data_dirs=_data_dirs(),
             force=_FORCE.value,
+            adopt=_ADOPT.value,
             command=" ".join(["python -m launch.reproduce", *sys.argv[1:]]),
             report_only=_REPORT_ONLY.value,
             dry_run=_DRY_RUN.value,

@@ -49,7 +49,9 @@ from hand_jax.eval.keypoint_io import (  # noqa: F401  (re-exported: evaluate's 
 PRIMARY_ALIGNMENT = protocol.PRIMARY_ALIGNMENT
 DEFAULT_ALIGNMENT = protocol.DEFAULT_PROTOCOL.alignment
 ALIGNMENTS = ("none", "root", "root_scale", "centroid", "procrustes")
-MIN_VALID = {"none": 1, "root": 1, "root_scale": 1, "centroid": 1, "procrustes": 3}
+# Labelled keypoints a sample needs for an alignment. Centroid: with one point the aligned error
+# is 0 by construction and with two it is halved, so such samples would inflate the AUC.
+MIN_VALID = {"none": 1, "root": 1, "root_scale": 1, "centroid": 3, "procrustes": 3}
 ROOT = 0
 CURVE_MM = np.linspace(0.0, 50.0, 51)  # the plotted PCK curve
 FORMAT = "hand_jax.eval/1"

@@ -16,6 +16,7 @@ def run(
     out_dir: str,
     data_dirs: dict | None = None,
     force=(),
+    adopt=(),
     command: str = "",
     report_only: bool = False,
     dry_run: bool = False,
@@ -29,41 +30,38 @@ def run(
       out_dir: folder of the tables and pictures (``results/<name>``).
       data_dirs: dataset name -> root, for the preset's given (non-synthetic) datasets.
       force: stage names or prefixes to rerun (``data``, ``train``, ``train/seed1``, ...).
+      adopt: stage names or prefixes whose outputs, made outside this study (e.g. a training
+        run by hand on a pod), are taken over instead of deleted when the stage never ran here.
       command: the command line, recorded in the report.
-      report_only: write the report from the evaluations already on disk; run nothing.
+      report_only: write the report from the evaluations that are up to date; run nothing.
       dry_run: print the stages and whether each is up to date; run nothing.
       log: where progress lines go.
 
     Returns:
-      ``results.json``'s content (or, with ``dry_run``, ``{"stages": [names]}``).
+      ``results.json``'s content (or, with ``dry_run``, ``{"stages": {name: "done" | "stale"}}``).
     """
     paths = plan.Paths(work_dir, out_dir, data_dirs or {})
     todo = plan.build(cfg, paths)
-    unknown = [
-        f
-        for f in force
-        if not any(s.name == f or s.name.startswith(f.rstrip("/") + "/") for s in todo)
-    ]
-    if unknown:
-        raise ValueError(
-            f"--force: no stage named {unknown}; stages: "
-            f"{sorted({s.name.split('/')[0] for s in todo})} (or full names)"
-        )
+    for flag, names in (("--force", force), ("--adopt", adopt)):
+        unknown = [f for f in names if not any(stages.matches(s.name, [f]) for s in todo)]
+        if unknown:
+            raise ValueError(
+                f"{flag}: no stage named {unknown}; stages: "
+                f"{sorted({s.name.split('/')[0] for s in todo})} (or full names)"
+            )
+    runner = stages.Runner(
+        os.path.join(paths.work, "stages"), roots=[paths.work], cost=cfg.cost.to_dict(),
+        force=force, adopt=adopt, provenance=report.code_version(), log=log,
+    )  # fmt: skip
     if dry_run:
+        status = runner.status(todo)
         for s in todo:
-            log(f"{s.name} ({s.kind})")
-        return {"stages": [s.name for s in todo]}
+            log(f"{s.name} ({s.kind}): {'up to date' if status[s.name] == 'done' else 'to run'}")
+        return {"stages": status}
     if not report_only:
-        runner = stages.Runner(
-            os.path.join(paths.work, "stages"),
-            roots=[paths.work],
-            cost=cfg.cost.to_dict(),
-            force=force,
-            log=log,
-        )
         log(f"{cfg.preset} preset: {cfg.label}; {len(todo)} stages; work in {paths.work}")
         report.record_invocation(cfg, paths, command=command)
         runner.run(todo)
-    body = report.write_report(cfg, paths, command=command)
+    body = report.write_report(cfg, paths, command=command, status=runner.status(todo))
     log(f"report written to {paths.out}")
     return body

@@ -88,6 +88,12 @@ class Paths:
         return os.path.join(self.work, "logs", name.replace("/", "__") + ".log")
 
 
+def _given(cfg, paths: Paths, *names) -> dict:
+    """Key inputs for given (real) datasets: their roots (synthetic sets enter as stages)."""
+    roots = {n: paths.data(n, "given") for n in names if cfg.data.sets[n].kind == "given"}
+    return {"data_dirs": roots} if roots else {}
+
+
 def _has(*parts) -> bool:
     return os.path.exists(os.path.join(*parts))
 
@@ -161,7 +167,7 @@ def _train_stage(cfg, paths, seed, train, model) -> st.Stage:
         "train",
         lambda: run_launcher(full, paths.log(name)),
         outputs=(workdir,),
-        inputs={"args": args[1:]},
+        inputs={"args": args[1:], **_given(cfg, paths, train)},
         deps=tuple(deps),
         resumable=True,
     )
@@ -190,8 +196,9 @@ def _augment_stage(cfg, paths, seed, train) -> st.Stage:
         name,
         "augment",
         lambda: run_launcher(full, paths.log(name)),
-        outputs=(out, out + ".partial"),
-        inputs={"args": args[1:]},
+        outputs=(out,),
+        scratch=(out + ".partial",),
+        inputs={"args": args[1:], **_given(cfg, paths, train)},
         deps=(f"train/seed{seed}/{train}/full",),
         resumable=True,
         complete=lambda: _has(out, "manifest.json"),
@@ -226,7 +233,12 @@ def _evaluate_stage(cfg, paths, seed, model, column) -> st.Stage:
         "evaluate",
         lambda: _evaluate(**job),
         outputs=(out,),
-        inputs={"refine_steps": steps, "split": cfg.data.test_split, "dataset": spec.loader},
+        inputs={
+            "refine_steps": steps,
+            "split": cfg.data.test_split,
+            "dataset": spec.loader,
+            **_given(cfg, paths, column),
+        },
         deps=tuple(deps),
         complete=lambda: _has(out, "refinement.json"),
     )
@@ -257,6 +269,7 @@ def figure_stages(cfg, paths: Paths) -> list[st.Stage]:
         ("grid", figures.qualitative_grid, "qualitative.png"),
     ):
         deps = [f"train/seed{seed}/{t}/full" for t in cfg.data.train]
+        deps += [f"data/{c}" for c in cfg.data.columns if cfg.data.sets[c].kind == "synthetic"]
         if kind == "grid":
             deps += [f"augment/seed{seed}/{t}" for t in cfg.data.train]
         path = os.path.join(paths.work, "figures", target)
@@ -266,7 +279,12 @@ def figure_stages(cfg, paths: Paths) -> list[st.Stage]:
                 kind,
                 lambda f=fn, p=path: f(cfg, paths, seed, p),
                 outputs=(path,),
-                inputs={kind: cfg[kind].to_dict(), "columns": list(cfg.data.columns)},
+                inputs={
+                    kind: cfg[kind].to_dict(),
+                    "columns": list(cfg.data.columns),
+                    "refine_steps": cfg.evaluate.refine_steps,
+                    **_given(cfg, paths, *cfg.data.columns),
+                },
                 deps=tuple(deps),
             )
         )

@@ -42,7 +42,9 @@ class Stage:
       name: unique, ``kind/detail`` (e.g. ``train/seed0/narrow/full``); used in ``--force``.
       kind: the cost class for the ETA (``data``, ``train``, ...).
       run: does the work; raises on failure.
-      outputs: folders or files the stage writes (deleted before a fresh run).
+      outputs: folders or files the stage produces (all must exist for it to count as done;
+        deleted before a fresh run).
+      scratch: work-in-progress paths of its command (deleted before a fresh run only).
       inputs: JSON-serialisable description of everything else the result depends on.
       deps: names of upstream stages (their completion tokens enter the key).
       resumable: an interrupted run with the same key continues instead of starting over.
@@ -53,10 +55,16 @@ class Stage:
     kind: str
     run: Callable[[], None]
     outputs: tuple[str, ...] = ()
+    scratch: tuple[str, ...] = ()
     inputs: dict = dataclasses.field(default_factory=dict)
     deps: tuple[str, ...] = ()
     resumable: bool = False
     complete: Callable[[], bool] | None = None
+
+
+def matches(name: str, patterns: Sequence[str]) -> bool:
+    """Whether ``name`` is one of ``patterns`` or lies under one (``train`` -> ``train/...``)."""
+    return any(name == f or name.startswith(f.rstrip("/") + "/") for f in patterns)
 
 
 def _fmt(seconds: float) -> str:
@@ -66,6 +74,7 @@ def _fmt(seconds: float) -> str:
 
 
 def _atomic_json(path: str, obj: dict) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     with open(tmp, "w") as f:
         json.dump(obj, f, indent=1)
@@ -76,10 +85,15 @@ class Runner:
     """Runs stages in order, skipping finished ones (see the module docstring).
 
     Args:
-      state_dir: folder of the markers (created).
+      state_dir: folder of the markers (created when the first is written).
       roots: folders the stages' outputs must lie in.
       cost: expected seconds per stage kind (for the ETA; unknown kinds count 60 s).
-      force: stage names or name prefixes to rerun.
+      force: stage names or name prefixes to rerun. Their markers are invalidated before
+        anything runs, so a forced run that stops early is finished by a plain rerun.
+      adopt: stage names or prefixes that, never started by this runner, take over what
+        their command finds on disk (e.g. a training run by hand on a pod) instead of
+        deleting it.
+      provenance: recorded in every done marker (e.g. the commit that ran the stage).
       log: where progress lines go.
       clock: seconds (monotonic), injectable for tests.
     """
@@ -91,14 +105,17 @@ class Runner:
         roots: Sequence[str],
         cost: dict | None = None,
         force: Sequence[str] = (),
+        adopt: Sequence[str] = (),
+        provenance: dict | None = None,
         log: Callable[[str], None] = print,
         clock: Callable[[], float] = time.monotonic,
     ):
-        os.makedirs(state_dir, exist_ok=True)
         self.state_dir = state_dir
         self.roots = [os.path.realpath(r) for r in roots]
         self.cost = dict(cost or {})
         self.force = tuple(force)
+        self.adopt = tuple(adopt)
+        self.provenance = dict(provenance or {})
         self.log = log
         self.clock = clock
         self.tokens: dict[str, str] = {}
@@ -115,19 +132,23 @@ class Runner:
         except (OSError, json.JSONDecodeError):
             return None
 
-    def key(self, stage: Stage) -> str:
+    def key(self, stage: Stage, tokens: dict | None = None) -> str:
         """Hash of the stage's inputs and its dependencies' completion tokens."""
-        missing = [d for d in stage.deps if d not in self.tokens]
+        tokens = self.tokens if tokens is None else tokens
+        missing = [d for d in stage.deps if d not in tokens]
         if missing:
             raise ValueError(f"stage {stage.name}: dependencies {missing} have not run before it")
-        body = {"inputs": stage.inputs, "deps": {d: self.tokens[d] for d in stage.deps}}
+        body = {"inputs": stage.inputs, "deps": {d: tokens[d] for d in stage.deps}}
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
     def forced(self, name: str) -> bool:
-        return any(name == f or name.startswith(f.rstrip("/") + "/") for f in self.force)
+        return matches(name, self.force)
+
+    def adopted(self, name: str) -> bool:
+        return matches(name, self.adopt)
 
     def _clean(self, stage: Stage) -> None:
-        for path in stage.outputs:
+        for path in (*stage.outputs, *stage.scratch):
             real = os.path.realpath(path)
             if not any(os.path.commonpath([r, real]) == r and real != r for r in self.roots):
                 raise ValueError(f"stage {stage.name}: output {path} is outside {self.roots}")
@@ -148,20 +169,47 @@ class Runner:
                 return "complete"
             if stage.resumable:
                 return "resume"
-        if m is None and stage.resumable and not self.forced(stage.name):
-            # Never started here: take over what its command finds (e.g. a run made by hand).
-            return "complete" if stage.complete is not None and stage.complete() else "resume"
+        if m is None and self.adopted(stage.name) and not self.forced(stage.name):
+            # Never started here, and named in ``adopt``: take over what its command finds.
+            if stage.complete is not None and stage.complete():
+                return "complete"
+            return "resume" if stage.resumable else "fresh"
         return "fresh"
 
     def _eta(self, remaining: Sequence[Stage], spent: float, expected_spent: float) -> float:
+        """Expected seconds of the remaining stages not yet done, at the measured speed."""
         speed = spent / expected_spent if expected_spent > 0 else 1.0
-        return speed * sum(self.cost.get(s.kind, 60.0) for s in remaining)
+        todo = [s for s in remaining if (self.marker(s.name) or {}).get("status") != "done"]
+        return speed * sum(self.cost.get(s.kind, 60.0) for s in todo)
+
+    def status(self, stages: Sequence[Stage]) -> dict[str, str]:
+        """``done`` or ``stale`` per stage, as a run would find it, running nothing.
+
+        A stage is done when its marker is done with the key its inputs and its (done)
+        dependencies give and its outputs exist; anything downstream of a stale stage is stale.
+        """
+        tokens, out = {}, {}
+        for stage in stages:
+            m = self.marker(stage.name) or {}
+            ok = all(out.get(d) == "done" for d in stage.deps)
+            ok = ok and m.get("status") == "done" and m.get("key") == self.key(stage, tokens)
+            ok = ok and all(os.path.exists(p) for p in stage.outputs)
+            out[stage.name] = "done" if ok else "stale"
+            if ok:
+                tokens[stage.name] = m["token"]
+        return out
+
+    def _invalidate_forced(self, stages: Sequence[Stage]) -> None:
+        for stage in stages:
+            if self.forced(stage.name) and self.marker(stage.name) is not None:
+                _atomic_json(self._marker_path(stage.name), {"key": None, "status": "forced"})
 
     def run(self, stages: Sequence[Stage]) -> dict[str, str]:
         """Run ``stages`` in order; return each stage's completion token."""
         names = [s.name for s in stages]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate stage names in {names}")
+        self._invalidate_forced(stages)
         start, spent, expected_spent = self.clock(), 0.0, 0.0
         for i, stage in enumerate(stages):
             key = self.key(stage)
@@ -171,16 +219,17 @@ class Runner:
                 if state == "complete":
                     self._finish(stage, key, 0.0)
                 self.tokens[stage.name] = self.marker(stage.name)["token"]
-                self.log(f"{tag}: up to date, skipped")
+                done = "up to date, skipped" if state == "skip" else "outputs complete, marked done"
+                self.log(f"{tag}: {done}")
                 continue
             expected = self.cost.get(stage.kind, 60.0)
             if state == "fresh":
                 self._clean(stage)
             _atomic_json(self._marker_path(stage.name), {"key": key, "status": "started"})
-            self.log(
-                f"{tag}: {'resuming' if state == 'resume' else 'running'} "
-                f"(expected ~{_fmt(expected)})"
-            )
+            verb = {"resume": "resuming", "fresh": "running"}[state]
+            if state == "resume" and self.marker(stage.name) is None:
+                verb = "adopting what is on disk"
+            self.log(f"{tag}: {verb} (expected ~{_fmt(expected)})")
             t0 = self.clock()
             stage.run()
             wall = self.clock() - t0
@@ -203,6 +252,7 @@ class Runner:
                 "status": "done",
                 "token": token,
                 "wall_s": round(wall, 1),
+                **self.provenance,
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             },
         )

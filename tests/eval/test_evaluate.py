@@ -80,6 +80,25 @@ def test_hand_computed_offsets(tmp_path):
     assert root["epe_mean_mm"] == pytest.approx(np.hypot(0, 30) / 4 / 21)
 
 
+def test_centroid_alignment_needs_three_labelled_points(tmp_path):
+    ids, gt = _hands(3)
+    valid = np.zeros((3, 21), bool)
+    valid[:, [4, 8, 12, 16, 20]] = True
+    valid[1, [4, 8, 12, 16]] = False  # one tip: its centroid-aligned error would be 0
+    valid[2, [4, 8, 12]] = False  # two tips: the error would be halved
+    pred = gt + np.random.default_rng(0).normal(scale=0.03, size=gt.shape)
+    pred_path = _write(tmp_path / "p.npz", ids=ids, keypoints_3d=pred)
+    gt_path = _write(tmp_path / "g.npz", ids=ids, keypoints_3d=gt, keypoint_valid=valid)
+    result = evaluate.evaluate(
+        dataset="dexter_object", predictions=pred_path, ground_truth=gt_path, out_dir=tmp_path / "o"
+    )
+    block = result["alignments"]["centroid"]
+    assert block["samples_excluded"] == 2 and block["samples_used"] == 1
+    tips = pred[0, [4, 8, 12, 16, 20]] - gt[0, [4, 8, 12, 16, 20]]
+    expected = np.linalg.norm(tips - tips.mean(0), axis=-1).mean() * 1000.0
+    assert result["primary"]["epe_mean_mm"] == pytest.approx(expected, rel=1e-6)
+
+
 def test_fingertips_only_ground_truth_uses_centroid_and_ignores_unlabelled(tmp_path):
     ids, gt = _hands(6)
     valid = np.zeros((6, 21), bool)
@@ -98,6 +117,7 @@ def test_fingertips_only_ground_truth_uses_centroid_and_ignores_unlabelled(tmp_p
     assert set(result["skipped_alignments"]) == {"root", "root_scale"}
     counts = result["alignments"]["centroid"]["per_keypoint"]["valid_count"]
     assert counts[4] == 5 and counts[8] == 6 and counts[0] == 0
+    assert result["alignments"]["centroid"]["samples_excluded"] == 0
     assert result["alignments"]["centroid"]["excluded_keypoints"] == [
         k for k in range(21) if k not in (4, 8, 12, 16, 20)
     ]

@@ -18,8 +18,8 @@ def test_dry_run_lists_the_stages_from_another_folder(tmp_path):
     run = _run(tmp_path, "--dry_run", "--config=launch/configs/reproduce.py:cpu")
     assert run.returncode == 0, run.stderr[-2000:]
     lines = run.stdout.splitlines()
-    assert len(lines) == 43 and lines[0] == "data/narrow (data)"
-    assert "train/seed2/narrow/selfaug (train)" in lines
+    assert len(lines) == 43 and lines[0] == "data/narrow (data): to run"
+    assert "train/seed2/narrow/selfaug (train): to run" in lines
     assert not (tmp_path / "w").exists()  # a dry run writes nothing
 
 

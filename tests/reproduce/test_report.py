@@ -76,7 +76,34 @@ def test_paired_differences_decide_not_the_spread_of_each_row():
     old = {str(s): {"auc_20_50": a} for s, a in enumerate([0.3, 0.5, 0.7])}
     cfg = presets.get_config("cpu")
     table = report.effects_table(cfg, {"b": {"narrow": new}, "a": {"narrow": old}})
-    assert table.rows[0][2] == "+0.010 (helps)"
+    assert table.rows[0][2] == "+0.010 ± 0.000 (helps)"
+
+
+def test_verdict_uses_the_t_interval_and_gives_none_for_one_seed():
+    cell = lambda values: {str(s): {"auc_20_50": v} for s, v in enumerate(values)}  # noqa: E731
+    base = cell([0.5, 0.5, 0.5])
+    # Paired differences 0.01, 0.03, 0.02: mean 0.02, sd 0.01, t(0.975, 2) = 4.303
+    # -> half-width 4.303 * 0.01 / sqrt(3) = 0.0248 > 0.02: no clear change (two standard
+    # errors, 0.0115, would have called it "helps").
+    assert (
+        report.paired_effect(cell([0.51, 0.53, 0.52]), base) == "+0.020 ± 0.025 (no clear change)"
+    )
+    assert report.paired_effect(cell([0.9]), cell([0.5])) == "+0.400 (one seed: no verdict)"
+    assert report.paired_effect({}, base) == "not run"
+
+
+def test_cells_with_fewer_seeds_say_so_and_stale_evaluations_are_left_out(study):
+    cfg, paths = study
+    results = report.collect(cfg, paths)
+    del results["d"]["narrow"]["2"]
+    table = report.ablation_table(cfg, results)
+    row_d = next(r for r in table.rows if r[0].startswith("(d)"))
+    assert row_d[1] == "0.560 ± 0.014 (n=2)"
+    status = {f"evaluate/seed{s}/{m}/narrow": "done" for s in cfg.seeds for m in plan.MODELS}
+    status["evaluate/seed1/full/narrow"] = "stale"
+    fresh = report.collect(cfg, paths, status)
+    assert set(fresh["b"]["narrow"]) == set(fresh["c"]["narrow"]) == {"0", "2"}
+    assert set(fresh["a"]["narrow"]) == {"0", "1", "2"}
 
 
 def test_comparison_fills_only_evaluated_benchmarks(study):
@@ -94,6 +121,11 @@ def test_comparison_fills_only_evaluated_benchmarks(study):
 
 def test_write_report_writes_tables_pictures_and_provenance(study):
     cfg, paths = study
+    os.makedirs(os.path.join(paths.work, "stages"))
+    with open(os.path.join(paths.work, "stages", "a__x.json.tmp-1234"), "w") as f:
+        f.write('{"key": ')  # a marker write killed half-way
+    with open(os.path.join(paths.work, "stages", "a__x.json"), "w") as f:
+        json.dump({"status": "done", "wall_s": 3.0, "commit": "abc"}, f)
     body = report.write_report(cfg, paths, command="python -m launch.reproduce --x")
     out = paths.out
     for name in ("ablation.md", "ablation.csv", "effects.md", "comparison.md", "pck_narrow.png",
@@ -102,4 +134,5 @@ def test_write_report_writes_tables_pictures_and_provenance(study):
     assert not os.path.exists(os.path.join(out, "pck_wide.png"))  # nothing evaluated there
     assert body["preset"] == "cpu" and len(body["commit"]) >= 7
     assert body["results"]["d"]["narrow"]["2"]["auc_20_50"] == pytest.approx(0.56)
+    assert body["stages"]["a/x"] == {"wall_s": 3.0, "commit": "abc", "uncommitted_changes": None}
     assert "python -m launch.reproduce --x" in open(os.path.join(out, "summary.md")).read()

@@ -144,13 +144,58 @@ def test_eta_scales_expected_costs_by_the_measured_speed(tmp_path):
     assert "ETA 0m00s" in done[2]
 
 
-def test_resumable_stage_continues_outputs_it_never_started(tmp_path):
+def test_outputs_made_elsewhere_are_deleted_unless_adopted(tmp_path):
     rec = Recorder(str(tmp_path))
-    (tmp_path / "t_hand").write_text("h")  # e.g. a training run launched by hand beforehand
-    (tmp_path / "p_plain").write_text("h")
-    _runner(tmp_path)[0].run([rec.stage("t/hand", resumable=True), rec.stage("p/plain")])
-    assert (tmp_path / "t_hand").read_text() == "hx"  # continued
-    assert (tmp_path / "p_plain").read_text() == "x"  # not resumable: started clean
-    (tmp_path / "t_other").write_text("h")
-    _runner(tmp_path, force=["t/other"])[0].run([rec.stage("t/other", resumable=True)])
-    assert (tmp_path / "t_other").read_text() == "x"  # forced: clean
+    for name in ("t_hand", "t_other", "p_plain"):
+        (tmp_path / name).write_text("h")  # e.g. a training run launched by hand beforehand
+    _runner(tmp_path, adopt=["t/hand", "p"])[0].run(
+        [rec.stage("t/hand", resumable=True), rec.stage("t/other", resumable=True),
+         rec.stage("p/plain")]
+    )  # fmt: skip
+    assert (tmp_path / "t_hand").read_text() == "hx"  # adopted and continued
+    assert (tmp_path / "t_other").read_text() == "x"  # not adopted: started clean
+    assert (tmp_path / "p_plain").read_text() == "x"  # not resumable: adopting means nothing
+
+
+def test_a_forced_run_that_stops_is_finished_by_a_plain_rerun(tmp_path):
+    rec = Recorder(str(tmp_path))
+    chain = lambda fail=False: [rec.stage("train/0", fail=fail), rec.stage("train/1"),  # noqa: E731
+                                rec.stage("eval/1", deps=("train/1",))]  # fmt: skip
+    _runner(tmp_path)[0].run(chain())
+    rec.calls.clear()
+    with pytest.raises(RuntimeError):
+        _runner(tmp_path, force=["train"])[0].run(chain(fail=True))
+    _runner(tmp_path)[0].run(chain())  # no --force this time
+    assert rec.calls == ["train/0", "train/0", "train/1", "eval/1"]
+
+
+def test_scratch_is_cleaned_but_not_required(tmp_path):
+    rec = Recorder(str(tmp_path))
+    partial = tmp_path / "a_x.partial"
+    partial.write_text("old")
+    stage = lambda: rec.stage("a/x", scratch=(str(partial),))  # noqa: E731
+    _runner(tmp_path)[0].run([stage()])
+    assert not partial.exists()  # a fresh run starts without the stale partial output
+    _runner(tmp_path)[0].run([stage()])
+    assert rec.calls == ["a/x"]  # done although its scratch path does not exist
+
+
+def test_status_reports_what_a_run_would_skip(tmp_path):
+    rec = Recorder(str(tmp_path))
+    _runner(tmp_path)[0].run(_chain(rec))
+    runner, _ = _runner(tmp_path)
+    assert set(runner.status(_chain(rec)).values()) == {"done"}
+    changed = _chain(rec, b_inputs=None)
+    changed[0] = rec.stage("data/x", inputs={"n": 2})
+    status = runner.status(changed)
+    assert status == {"data/x": "stale", "train/x": "stale", "other/y": "done"}
+    assert rec.calls == ["data/x", "train/x", "other/y"]  # status ran nothing
+
+
+def test_eta_leaves_out_stages_already_done(tmp_path):
+    rec = Recorder(str(tmp_path))
+    _runner(tmp_path)[0].run([rec.stage("a/x"), rec.stage("b/x")])
+    os.remove(os.path.join(tmp_path, "a_x"))  # a/x must run again; b/x is still done
+    runner, lines = _runner(tmp_path, cost={"k": 10.0})
+    runner.run([rec.stage("a/x"), rec.stage("b/x")])
+    assert "ETA 0m00s" in next(line for line in lines if "done in" in line)
