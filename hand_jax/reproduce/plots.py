@@ -30,7 +30,7 @@ def plot_pck_curves(cfg, results: dict, out_dir: str) -> list[str]:
                 ours.append(
                     tables.ResultSummary(
                         tables.OUR_METHOD,
-                        f"{label}, {n} seeds",
+                        f"{label}, {n} seed{'s' if n > 1 else ''}",
                         loader,
                         "",
                         auc,

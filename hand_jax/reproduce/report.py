@@ -196,7 +196,7 @@ def comparison_table(cfg, results: dict) -> tables.Table:
             ours.append(
                 tables.ResultSummary(
                     tables.OUR_METHOD,
-                    f"full method, {n} seeds",
+                    f"full method, {n} seed{'s' if n > 1 else ''}",
                     loader,
                     "",
                     mean,
