@@ -7,14 +7,20 @@ dataset's protocol keypoints (``to_protocol``, ``hand_jax.eval.protocol``), matc
 (``match_ids``) and checked for non-finite values where they are scored (``check_finite``).
 """
 
+import logging
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 from tqdm import tqdm
 
+from hand_jax import keypoints as kp
 from hand_jax import safe_npz
 from hand_jax.eval import protocol
+
+# A wrist lies ~90 mm from the middle-finger MCP, STB's palm centre about half as far: a set
+# said (or assumed) to be wrist-rooted whose keypoint 0 is this close is probably palm-rooted.
+PALM_LIKE_MM = 65.0
 
 
 class KeypointSet(NamedTuple):
@@ -163,6 +169,8 @@ def to_protocol(ks: KeypointSet, dataset: str, source) -> KeypointSet:
       keypoints the protocol scores.
     """
     root = ks.root_convention
+    if root == "wrist" and protocol.protocol_for(dataset).root == "palm":
+        _warn_if_palm_like(ks, source)
 
     def convert(x):
         if x is None:
@@ -177,6 +185,22 @@ def to_protocol(ks: KeypointSet, dataset: str, source) -> KeypointSet:
     valid = protocol.scored_valid(dataset, valid)
     return ks._replace(keypoints_3d=kp3, keypoints_2d=kp2, keypoint_valid=valid,
                        root_convention=protocol.protocol_for(dataset).root)  # fmt: skip
+
+
+def _warn_if_palm_like(ks: KeypointSet, source) -> float:
+    """Warn when keypoint 0 of a wrist-rooted set sits where a palm centre would; return mm."""
+    both = ks.keypoint_valid[:, 0] & ks.keypoint_valid[:, kp.CANONICAL_MCP["middle"]]
+    if not np.any(both):
+        return float("nan")
+    d = ks.keypoints_3d[both, 0] - ks.keypoints_3d[both, kp.CANONICAL_MCP["middle"]]
+    median = float(np.median(np.linalg.norm(d, axis=-1)) * 1000.0)
+    if median < PALM_LIKE_MM:
+        logging.warning(
+            "%s: keypoint 0 lies a median %.0f mm from the middle-finger MCP, closer than a wrist "
+            "(~90 mm): if it is STB's palm centre, store root_convention='palm' in the file, or "
+            "it is converted to the palm a second time", source, median,
+        )  # fmt: skip
+    return median
 
 
 def match_ids(pred_ids: np.ndarray, gt_ids: np.ndarray) -> np.ndarray:

@@ -267,3 +267,23 @@ def test_dexter_object_scores_only_the_fingertips(tmp_path):
     for table in ("comparison.md", "ablation.md"):
         text = (tmp_path / "o" / table).read_text()
         assert "Dexter+Object: the 5 fingertips only, aligned by the centroid" in text
+
+
+def test_a_palm_rooted_set_without_its_convention_is_warned_about(caplog):
+    from hand_jax.eval import keypoint_io
+
+    wrist = _hand(np.random.default_rng(3), 4)
+    wrist[:, 0] = [0.0, 0.0, 0.5]  # the wrist 90 mm from the middle MCP, as on a real hand
+    wrist[:, kp.CANONICAL_MCP["middle"]] = [0.0, -0.09, 0.5]
+    wrist[:, kp.CANONICAL_MCP["ring"]] = [0.02, -0.085, 0.5]
+    palm = protocol.palm_from_wrist(wrist)  # keypoint 0 now 49 mm from the middle MCP
+    valid = np.ones(wrist.shape[:2], bool)
+    ids = np.arange(4).astype(str)
+    for keypoints, warned in ((wrist, False), (palm, True)):
+        caplog.clear()
+        ks = keypoint_io.KeypointSet(ids, keypoints, valid)  # root_convention: "wrist" (default)
+        keypoint_io.to_protocol(ks, "stb", "gt.npz")
+        assert ("gt.npz: keypoint 0 lies a median" in caplog.text) == warned
+        caplog.clear()
+        keypoint_io.to_protocol(ks, "rhd", "gt.npz")  # scored at the wrist: nothing to say
+        assert caplog.text == ""
