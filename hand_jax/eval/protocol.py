@@ -47,6 +47,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from hand_jax import data
 from hand_jax import keypoints as kp
 from hand_jax.data import crop, schema
 from hand_jax.eval import metrics
@@ -265,23 +266,14 @@ def crop_to_source_pixels(points: np.ndarray, crop_matrix: np.ndarray) -> np.nda
     return crop.apply_affine(np.linalg.inv(np.asarray(crop_matrix, np.float64)), points)
 
 
-class ProtocolCrops(Sequence):
-    """Samples cropped on access as ``hand_jax.data.CroppedSamples``, with ``SOURCE_WIDTH``."""
-
-    def __init__(self, samples: Sequence[dict], *, out_size: int, margin: float):
-        self.samples = samples
-        self.out_size = int(out_size)
-        self.margin = float(margin)
-
-    def __len__(self) -> int:
-        return len(self.samples)
+class ProtocolCrops(data.CroppedSamples):
+    """``hand_jax.data.CroppedSamples`` whose crops also carry ``SOURCE_WIDTH``."""
 
     def __getitem__(self, index):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        source = self.samples[index]
-        out = crop.crop_sample(source, out_size=self.out_size, margin=self.margin)
-        out[SOURCE_WIDTH] = int(source["image"].shape[1])
+        out = super().__getitem__(index)
+        out[SOURCE_WIDTH] = int(self.samples[index]["image"].shape[1])
         return out
 
 
@@ -296,8 +288,6 @@ def load_crops(dataset: str, data_dir, split: str, *, crop_size: int, crop_margi
     Returns:
       A ``ProtocolCrops`` sequence.
     """
-    from hand_jax import data  # lazily: the loaders are needed only here
-
     cropped = data.load_split(
         dataset, data_dir, split, crop_size=crop_size, crop_margin=crop_margin
     )
