@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 
 MAX_ID_CHARS = 80
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -89,3 +90,32 @@ def swap_in(staging: str, out_dir: str) -> None:
         shutil.rmtree(aside, ignore_errors=True)
     else:
         os.rename(staging, out_dir)
+
+
+def write_atomic(path: str, write) -> None:
+    """Write one file so that readers see the old or the new file, never half of one.
+
+    Args:
+      path: the file; its folder is created if missing.
+      write: ``write(tmp)`` writes the whole file at ``tmp``, a sibling with the same extension
+        (``<stem>.tmp-<random><ext>``), which then replaces ``path``.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    root, ext = os.path.splitext(path)
+    tmp = f"{root}.tmp-{uuid.uuid4().hex[:8]}{ext}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """``write_atomic`` of a text file."""
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    write_atomic(path, write)

@@ -125,3 +125,21 @@ def test_demo_failure_keeps_the_previous_output(tmp_path, monkeypatch):
         demo.run(out_dir=str(out), model=mano.mirror_model(model), image_size=16, overwrite=True)
     assert _snapshot(out) == before
     assert sorted(os.listdir(tmp_path)) == ["d"]
+
+
+def test_write_atomic_keeps_the_old_file_when_the_write_fails(tmp_path):
+    from hand_jax import outputs
+
+    path = tmp_path / "sub" / "results.json"
+    outputs.write_text_atomic(str(path), "old")
+    assert path.read_text() == "old"
+
+    def fail(tmp):
+        with open(tmp, "w") as f:
+            f.write("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        outputs.write_atomic(str(path), fail)
+    assert path.read_text() == "old"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["results.json"]  # no temp left

@@ -12,12 +12,12 @@ sheet of the same seed (source crop | fit | new views).
 
 import json
 import os
-import uuid
 
 import imageio.v3 as iio
 import jax
 import numpy as np
 
+from hand_jax import outputs
 from hand_jax.train import evaluation as te
 from hand_jax.train import step as tr
 
@@ -56,14 +56,6 @@ def iterate_errors(fn, samples, *, batch_size: int) -> tuple[np.ndarray, np.ndar
     return (e3 * w).sum((0, 2)) / w.sum((0, 2)), (e2 * w).sum((0, 2)) / w.sum((0, 2))
 
 
-def _write_atomic(path: str, write) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.tmp-{uuid.uuid4().hex[:8]}{ext}"
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def _crops(cfg, paths, network, column, count):
     from hand_jax.estimate import dataset as ds
 
@@ -93,11 +85,7 @@ def refinement_curve(cfg, paths, seed: int, path: str) -> None:
             "err2d_px": e2.tolist(),
         }
 
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(result, f, indent=1)
-
-    _write_atomic(path, write)
+    outputs.write_text_atomic(path, json.dumps(result, indent=1))
 
 
 def _overlay_rows(fn, samples, faces, column) -> list[np.ndarray]:
@@ -154,4 +142,4 @@ def qualitative_grid(cfg, paths, seed: int, path: str) -> None:
         sheet = os.path.join(paths.aug(seed, train), "contact_sheet.png")
         if os.path.exists(sheet):
             rows.append(np.asarray(iio.imread(sheet))[..., :3])
-    _write_atomic(path, lambda tmp: iio.imwrite(tmp, _stack(rows)))
+    outputs.write_atomic(path, lambda tmp: iio.imwrite(tmp, _stack(rows)))

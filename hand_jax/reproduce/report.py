@@ -22,11 +22,11 @@ import os
 import shutil
 import subprocess
 import time
-import uuid
 
 import numpy as np
 from scipy import stats
 
+from hand_jax import outputs
 from hand_jax.eval import published, tables
 from hand_jax.reproduce import plan, plots
 
@@ -259,14 +259,15 @@ def record_invocation(cfg, paths, *, command: str) -> None:
             history = json.load(f)
     history.append({**provenance(cfg, command), "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
     os.makedirs(paths.work, exist_ok=True)
-    _write_text(path, json.dumps(history, indent=1))
+    outputs.write_text_atomic(path, json.dumps(history, indent=1))
 
 
 def _stage_times(paths) -> dict:
     out = {}
     folder = os.path.join(paths.work, "stages")
     names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
-    for name in (n for n in names if n.endswith(".json")):  # not a killed write's temp file
+    # Not a killed write's temp file (``outputs.write_atomic``: <stem>.tmp-<random>.json).
+    for name in (n for n in names if n.endswith(".json") and ".tmp-" not in n):
         try:
             with open(os.path.join(folder, name)) as f:
                 m = json.load(f)
@@ -276,13 +277,6 @@ def _stage_times(paths) -> dict:
             stage = name[: -len(".json")].replace("__", "/")
             out[stage] = {k: m.get(k) for k in ("wall_s", "commit", "uncommitted_changes")}
     return out
-
-
-def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def write_report(cfg, paths, *, command: str, status: dict | None = None) -> dict:
@@ -331,7 +325,7 @@ def write_report(cfg, paths, *, command: str, status: dict | None = None) -> dic
     if os.path.exists(_invocations_path(paths)):
         with open(_invocations_path(paths)) as f:
             body["invocations"] = json.load(f)
-    _write_text(os.path.join(paths.out, "results.json"), json.dumps(body, indent=1))
+    outputs.write_text_atomic(os.path.join(paths.out, "results.json"), json.dumps(body, indent=1))
     summary = "\n".join(
         [
             f"# Reproduction: {cfg.preset} preset",
@@ -343,5 +337,5 @@ def write_report(cfg, paths, *, command: str, status: dict | None = None) -> dic
             written["comparison"],
         ]
     )
-    _write_text(os.path.join(paths.out, "summary.md"), summary)
+    outputs.write_text_atomic(os.path.join(paths.out, "summary.md"), summary)
     return body

@@ -33,6 +33,8 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
+from hand_jax import outputs
+
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
@@ -67,18 +69,14 @@ def matches(name: str, patterns: Sequence[str]) -> bool:
     return any(name == f or name.startswith(f.rstrip("/") + "/") for f in patterns)
 
 
+def _write_json(path: str, obj: dict) -> None:
+    outputs.write_text_atomic(path, json.dumps(obj, indent=1))
+
+
 def _fmt(seconds: float) -> str:
     seconds = int(round(max(seconds, 0.0)))
     h, m, s = seconds // 3600, seconds // 60 % 60, seconds % 60
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
-
-
-def _atomic_json(path: str, obj: dict) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
 
 
 class Runner:
@@ -202,7 +200,7 @@ class Runner:
     def _invalidate_forced(self, stages: Sequence[Stage]) -> None:
         for stage in stages:
             if self.forced(stage.name) and self.marker(stage.name) is not None:
-                _atomic_json(self._marker_path(stage.name), {"key": None, "status": "forced"})
+                _write_json(self._marker_path(stage.name), {"key": None, "status": "forced"})
 
     def run(self, stages: Sequence[Stage]) -> dict[str, str]:
         """Run ``stages`` in order; return each stage's completion token."""
@@ -225,7 +223,7 @@ class Runner:
             expected = self.cost.get(stage.kind, 60.0)
             if state == "fresh":
                 self._clean(stage)
-            _atomic_json(self._marker_path(stage.name), {"key": key, "status": "started"})
+            _write_json(self._marker_path(stage.name), {"key": key, "status": "started"})
             verb = {"resume": "resuming", "fresh": "running"}[state]
             if state == "resume" and self.marker(stage.name) is None:
                 verb = "adopting what is on disk"
@@ -245,7 +243,7 @@ class Runner:
 
     def _finish(self, stage: Stage, key: str, wall: float) -> None:
         token = f"{key}-{uuid.uuid4().hex[:8]}"
-        _atomic_json(
+        _write_json(
             self._marker_path(stage.name),
             {
                 "key": key,
