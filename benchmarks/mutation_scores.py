@@ -22,6 +22,8 @@ import sqlite3
 import subprocess
 import sys
 
+import mutmut
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # group: (files to mutate, test files in the order they run)
@@ -108,10 +110,22 @@ def mutants(copy: str) -> list[tuple[str, str, int, int, str]]:
         return []
     with sqlite3.connect(db) as con:
         rows = con.execute(
-            "select s.filename, l.line, l.line_number, m.\"index\", m.status from Mutant m "
+            "select s.filename, l.line, l.line_number, m.\"index\", m.status, m.id from Mutant m "
             "join Line l on m.line = l.id join SourceFile s on l.sourcefile = s.id"
         ).fetchall()
-    return [(f, text, n + 1, i, status) for f, text, n, i, status in rows]
+    return [(f, text, n + 1, i, status, key) for f, text, n, i, status, key in rows]
+
+
+def mutated_line(path: str, text: str, line_number: int, index: int) -> str:
+    """The line as the mutant writes it, from HEAD's source (in-process: ``mutmut show`` would
+    rewrite the line table of a copy whose source holds a mutant while a run is going on)."""
+    source = subprocess.run(
+        ["git", "-C", ROOT, "show", f"HEAD:{path}"], capture_output=True, text=True, check=True
+    ).stdout
+    mutation = mutmut.RelativeMutationID(text, index, line_number - 1)
+    new, _ = mutmut.mutate(mutmut.Context(source=source, mutation_id=mutation, filename=path))
+    lines = new.splitlines()
+    return lines[line_number - 1].strip() if line_number <= len(lines) else "?"
 
 
 def score(rows) -> dict:
@@ -141,9 +155,10 @@ def report(work_dir: str, groups: list[str], show_survivors: bool) -> bool:
         )
     if show_survivors:
         for group in groups:
-            for f, text, n, i, _ in mutants(os.path.join(work_dir, group)):
-                if _ == "bad_survived" and (f, text.strip(), i) not in EQUIVALENT:
-                    print(f"{group}: {f}:{n} #{i}: {text.strip()}")
+            copy = os.path.join(work_dir, group)
+            for f, text, n, i, status, key in mutants(copy):
+                if status == "bad_survived" and (f, text.strip(), i) not in EQUIVALENT:
+                    print(f"{f}:{n} #{i}: {text.strip()}\n    -> {mutated_line(f, text, n, i)}")
     return ok
 
 
