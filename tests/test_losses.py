@@ -1,6 +1,7 @@
 """Losses: agreement with plain-numpy loops, invariances, finite gradients (float64 checks)."""
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -128,10 +129,23 @@ def test_area_downsample_matches_a_loop():
         for j in range(3):
             ref[i, j] = x[4 * i : 4 * i + 4, 4 * j : 4 * j + 4].mean(axis=(0, 1))
     np.testing.assert_allclose(out, ref, rtol=1e-6)
-    with pytest.raises(ValueError, match="multiple of 5"):
+    with pytest.raises(
+        ValueError, match=r"^area_downsample: size \(8, 12\) is not a multiple of 5$"
+    ):
         losses.area_downsample(x, 5)
     with pytest.raises(ValueError, match="multiple of 8"):  # one side divides, the other not
         losses.area_downsample(x, 8)
+
+
+def test_silhouette_gate_accepts_exactly_the_listed_modes():
+    kw = dict(threshold=0.02, start_step=10)
+    off = jnp.zeros((), bool)
+    assert losses.GATE_MODES == ("always", "never", "threshold", "step", "threshold_or_step")
+    for mode in losses.GATE_MODES:
+        losses.silhouette_gate(off, 1.0, 0, mode=mode, **kw)
+    listed = re.escape(str(losses.GATE_MODES))
+    with pytest.raises(ValueError, match=f"^mode='sometimes': expected one of {listed}$"):
+        losses.silhouette_gate(off, 1.0, 0, mode="sometimes", **kw)
 
 
 def test_silhouette_gate_modes_latch():
@@ -255,7 +269,7 @@ def test_rotation_regulariser_quaternion_matches_numpy_and_rejects_other_sizes()
     for q in ([1.5, 0.0, 0.0, 0.0], [0.3, -0.2, 0.1, 0.4], [2.0, 1.0, -2.0, 4.0]):
         want = (np.linalg.norm(q) - 1.0) ** 2
         np.testing.assert_allclose(losses.rotation_regulariser(jnp.asarray(q)), want, rtol=1e-5)
-    with pytest.raises(ValueError, match="4 or 6"):
+    with pytest.raises(ValueError, match=r"^rot: expected last axis 4 or 6, got shape \(5,\)$"):
         losses.rotation_regulariser(jnp.zeros(5))
 
 

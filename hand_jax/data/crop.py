@@ -100,9 +100,10 @@ def view_rotation(K: np.ndarray, *, image_size: int) -> np.ndarray:
     ray = np.linalg.solve(np.asarray(K, np.float64), [image_size / 2, image_size / 2, 1.0])
     ray = ray / np.linalg.norm(ray)
     axis = np.cross(ray, [0.0, 0.0, 1.0])
+    # ray[2] > 0: the last row of K is (0, 0, 1), so a zero axis means the ray is +z.
     sin, cos = np.linalg.norm(axis), ray[2]
     if sin < 1e-12:
-        return np.eye(3) if cos > 0 else np.diag([1.0, -1.0, -1.0])
+        return np.eye(3)
     k = axis / sin
     cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
     return np.eye(3) + sin * cross + (1 - cos) * cross @ cross

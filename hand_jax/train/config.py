@@ -9,11 +9,13 @@ import math
 
 import jax
 
+from hand_jax.losses import GATE_MODES
+
 _CHOICES = {
     ("model", "depth"): (10, 18, 34, 50),
     ("model", "dtype"): ("float32", "bfloat16"),
     ("model", "rot_repr"): ("quat", "6d"),
-    ("loss", "silhouette_gate"): ("always", "never", "threshold", "step", "threshold_or_step"),
+    ("loss", "silhouette_gate"): GATE_MODES,
     ("optim", "schedule"): ("cosine", "constant"),
 }
 

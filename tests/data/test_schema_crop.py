@@ -299,5 +299,5 @@ def test_box_matrix_accepts_any_positive_side():
         crop.box_matrix((1.0, 2.0, 0.5), out_size=4), [[8, 0, -8], [0, 8, -16], [0, 0, 1]]
     )
     for side in (0.0, -3.0):
-        with pytest.raises(ValueError, match="side must be positive"):
+        with pytest.raises(ValueError, match="^box: side must be positive, got"):
             crop.box_matrix((1.0, 2.0, side), out_size=4)
