@@ -53,29 +53,27 @@ GROUPS = {
 # (file, the mutated line as written in the source, stripped; mutmut's index on that line): why
 # the mutant cannot change behaviour. Kept small and specific: a listed line that changes stops
 # matching and its mutants count again.
-EQUIVALENT: dict[tuple[str, str, int], str] = {
-    ("hand_jax/losses.py", "_EPS = 1e-12", 0): "safe-norm epsilon 2e-12: a norm changes by < 1e-6",
-    (
-        "hand_jax/data/crop.py",
-        "points = points[np.all(np.isfinite(points), axis=-1)]",
-        0,
-    ): "axis=+1 is axis=-1 on the [N, 2] points",
-    (
-        "hand_jax/data/crop.py",
-        "if sin < 1e-12:",
-        0,
-    ): "<= at the zero-axis threshold: both branches give the identity to 1e-12 there",
-    (
-        "hand_jax/data/crop.py",
-        "if sin < 1e-12:",
-        1,
-    ): "a 2e-12 zero-axis threshold: both branches give the identity to 1e-12 there",
-    (
-        "hand_jax/data/crop.py",
-        "cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])",
-        1,
-    ): "k[2] is exactly 0 (the axis is ray x +z), so its sign cannot matter",
-}
+# fmt: off
+_EQUIVALENT = [
+    ("hand_jax/losses.py", "_EPS = 1e-12", 0,
+     "safe-norm epsilon 2e-12: a norm changes by < 1e-6"),
+    ("hand_jax/data/crop.py", "points = points[np.all(np.isfinite(points), axis=-1)]", 0,
+     "axis=+1 is axis=-1 on the [N, 2] points"),
+    ("hand_jax/data/crop.py", "if sin < 1e-12:", 0,
+     "<= at the zero-axis threshold: both branches give the identity to 1e-12 there"),
+    ("hand_jax/data/crop.py", "if sin < 1e-12:", 1,
+     "a 2e-12 zero-axis threshold: both branches give the identity to 1e-12 there"),
+    ("hand_jax/data/crop.py",
+     "cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])", 1,
+     "k[2] is exactly 0 (the axis is ray x +z), so its sign cannot matter"),
+    ("hand_jax/render/soft.py", "if verts_px.ndim != 2 or verts_px.shape[-1] not in (2, 3):", 2,
+     "shape[+1] is shape[-1] once ndim == 2 has been checked"),
+    ("hand_jax/render/soft.py", "if faces.ndim != 2 or faces.shape[-1] != 3 or not "
+     "jnp.issubdtype(faces.dtype, jnp.integer):", 2,
+     "shape[+1] is shape[-1] once ndim == 2 has been checked"),
+]
+# fmt: on
+EQUIVALENT = {(f, line, i): why for f, line, i, why in _EQUIVALENT}
 
 KILLED = ("ok_killed", "bad_timeout", "ok_suspicious")
 ENV = {

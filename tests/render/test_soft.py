@@ -206,13 +206,32 @@ def test_default_capacity_holds_hand_crops(size):
 
 def test_bad_inputs_raise():
     faces = np.array([[0, 1, 2]])
-    with pytest.raises(ValueError, match="verts_px"):
-        soft.soft_silhouette(np.zeros((3, 4)), faces, image_size=8)
-    with pytest.raises(ValueError, match="faces"):
-        soft.soft_silhouette(np.zeros((3, 2)), np.zeros((1, 3)), image_size=8)
-    with pytest.raises(ValueError, match="sigma"):
-        soft.soft_silhouette(np.zeros((3, 2)), faces, image_size=8, sigma=0.0)
-    with pytest.raises(ValueError, match="capacity"):
-        soft.soft_silhouette(np.zeros((3, 2)), faces, image_size=8, capacity=0)
-    with pytest.raises(ValueError, match="tile_size"):
-        soft.soft_silhouette(np.zeros((3, 2)), faces, image_size=8, tile_size=0)
+    verts = np.zeros((3, 2), np.float32)
+    bad = [
+        (
+            np.zeros((3, 4)),
+            faces,
+            {},
+            r"^verts_px must have shape \[V, 2\] or \[V, 3\]; got \(3, 4\)$",
+        ),
+        (np.zeros((1, 3, 2)), faces, {}, r"^verts_px must have shape .*; got \(1, 3, 2\)$"),
+        (np.zeros((3, 2), np.int32), faces, {}, r"^verts_px must be floating point; got int32$"),
+        (verts, np.zeros((1, 3)), {}, r"^faces must be an integer array \[F, 3\]; got float"),
+        (verts, np.array([[0, 1, 2, 0]]), {}, r"^faces must be an integer array .* \(1, 4\)$"),
+        (verts, np.array([0, 1, 2]), {}, r"^faces must be an integer array .* \(3,\)$"),
+        (verts, faces, {"sigma": 0.0}, r"^sigma must be > 0 \(pixels\^2\); got 0.0$"),
+        (verts, faces, {"capacity": 0}, r"^capacity must be a positive int"),
+        (verts, faces, {"tile_size": 0}, "tile_size"),
+        (verts, faces, {"tol": 0.5}, r"^tol must be in \(0, 0.5\); got 0.5$"),
+    ]
+    for v, f, kw, match in bad:
+        with pytest.raises(ValueError, match=match):
+            soft.soft_silhouette(v, f, image_size=8, **kw)
+
+
+def test_traced_sigma_capacity_is_sized_for_four_square_pixels():
+    # The documented bound: a traced sigma gets the default capacity of sigma = 4 px^2.
+    tol = 1e-4
+    want = np.sqrt(4.0 * np.log((1 - tol) / tol))
+    np.testing.assert_allclose(soft.static_margin(jnp.float32(1.0), tol), want, rtol=1e-12)
+    np.testing.assert_allclose(soft.static_margin(2.5, tol), np.sqrt(2.5 * np.log((1 - tol) / tol)))
