@@ -235,3 +235,26 @@ def test_traced_sigma_capacity_is_sized_for_four_square_pixels():
     want = np.sqrt(4.0 * np.log((1 - tol) / tol))
     np.testing.assert_allclose(soft.static_margin(jnp.float32(1.0), tol), want, rtol=1e-12)
     np.testing.assert_allclose(soft.static_margin(2.5, tol), np.sqrt(2.5 * np.log((1 - tol) / tol)))
+
+
+@pytest.mark.parametrize("near", [0.0, 1.5, None])
+def test_faces_behind_near_are_culled_like_the_reference(near):
+    verts, faces = random_mesh(np.random.default_rng(7), 12, 20, size=5.0)
+    verts[::4, 2] = -0.5  # some faces get a vertex behind the camera
+    alpha = _silhouette((20, 20), sigma=1.5, near=near, tol=EXACT)(verts, faces)
+    want = ref.soft_silhouette(verts, faces, 20, 20, 1.5, near=near)
+    np.testing.assert_allclose(alpha, want, atol=1e-5)
+
+
+def test_face_screen_depths_and_culling():
+    verts = np.array([[0, 0, 2], [4, 0, 3], [0, 4, 4], [4, 4, -1]], np.float32)
+    faces = np.array([[0, 1, 2], [1, 3, 2]], np.int32)
+    xy, z, valid = soft.face_screen(verts, faces, near=0.0)
+    np.testing.assert_array_equal(valid, [True, False])
+    np.testing.assert_array_equal(z, [[2, 3, 4], [1, 1, 1]])  # culled faces get depth 1
+    np.testing.assert_array_equal(xy[1], np.zeros((3, 2)))
+    np.testing.assert_array_equal(xy[0], verts[[0, 1, 2], :2])
+    xy2, z2, valid2 = soft.face_screen(verts[:, :2], faces, near=0.0)
+    assert z2 is None
+    np.testing.assert_array_equal(valid2, [True, True])
+    np.testing.assert_array_equal(xy2, verts[faces][..., :2])
