@@ -71,6 +71,12 @@ _EQUIVALENT = [
     ("hand_jax/render/soft.py", "if faces.ndim != 2 or faces.shape[-1] != 3 or not "
      "jnp.issubdtype(faces.dtype, jnp.integer):", 2,
      "shape[+1] is shape[-1] once ndim == 2 has been checked"),
+    ("hand_jax/render/soft.py", "if verts_px.shape[-1] == 3:", 0,
+     "shape[+1] is shape[-1] once ndim == 2 has been checked"),
+    ("hand_jax/render/soft.py", "z = tri[..., 2]", 0,
+     "tri[..., 3] on a last axis of 3: JAX clamps a static out-of-range index to 2"),
+    ("hand_jax/render/soft.py", "valid &= jnp.all(z > near, axis=-1)", 3,
+     "axis=+1 is axis=-1 on the [F, 3] depths"),
 ]
 # fmt: on
 EQUIVALENT = {(f, line, i): why for f, line, i, why in _EQUIVALENT}

@@ -247,14 +247,19 @@ def test_faces_behind_near_are_culled_like_the_reference(near):
 
 
 def test_face_screen_depths_and_culling():
-    verts = np.array([[0, 0, 2], [4, 0, 3], [0, 4, 4], [4, 4, -1]], np.float32)
-    faces = np.array([[0, 1, 2], [1, 3, 2]], np.int32)
+    verts = np.array(
+        [[0, 0, 2], [4, 0, 3], [0, 4, 4], [4, 4, -1], [np.nan, 1, 2], [1, 1, 0]], np.float32
+    )
+    # in front; a vertex behind; a non-finite vertex (finite depth); a vertex on the near plane
+    faces = np.array([[0, 1, 2], [1, 3, 2], [0, 4, 1], [0, 5, 1]], np.int32)
     xy, z, valid = soft.face_screen(verts, faces, near=0.0)
-    np.testing.assert_array_equal(valid, [True, False])
-    np.testing.assert_array_equal(z, [[2, 3, 4], [1, 1, 1]])  # culled faces get depth 1
-    np.testing.assert_array_equal(xy[1], np.zeros((3, 2)))
+    np.testing.assert_array_equal(valid, [True, False, False, False])
+    np.testing.assert_array_equal(z, [[2, 3, 4], [1, 1, 1], [1, 1, 1], [1, 1, 1]])  # culled: 1
+    np.testing.assert_array_equal(xy[1:], np.zeros((3, 3, 2)))
     np.testing.assert_array_equal(xy[0], verts[[0, 1, 2], :2])
+    _, _, valid_all = soft.face_screen(verts, faces, near=None)
+    np.testing.assert_array_equal(valid_all, [True, True, False, True])
     xy2, z2, valid2 = soft.face_screen(verts[:, :2], faces, near=0.0)
     assert z2 is None
-    np.testing.assert_array_equal(valid2, [True, True])
-    np.testing.assert_array_equal(xy2, verts[faces][..., :2])
+    np.testing.assert_array_equal(valid2, [True, True, False, True])
+    np.testing.assert_array_equal(xy2[[0, 1, 3]], verts[faces[[0, 1, 3]]][..., :2])
