@@ -262,4 +262,4 @@ def test_face_screen_depths_and_culling():
     xy2, z2, valid2 = soft.face_screen(verts[:, :2], faces, near=0.0)
     assert z2 is None
     np.testing.assert_array_equal(valid2, [True, True, False, True])
-    np.testing.assert_array_equal(xy2[[0, 1, 3]], verts[faces[[0, 1, 3]]][..., :2])
+    np.testing.assert_array_equal(np.asarray(xy2)[[0, 1, 3]], verts[faces[[0, 1, 3]]][..., :2])
