@@ -46,7 +46,9 @@ GROUPS = {
         ["tests/refine/test_precondition.py", "tests/test_refine.py"],
     ),
     "refine_io": (
-        ["hand_jax/refine/io.py"], ["tests/test_refine_io.py", "tests/refine/test_job_hardening.py"]
+        ["hand_jax/refine/io.py"],
+        ["tests/refine/test_evidence_format.py", "tests/test_refine_io.py",
+         "tests/refine/test_job_hardening.py"],
     ),
 }  # fmt: skip
 
