@@ -223,6 +223,7 @@ def test_bad_inputs_raise():
         (verts, faces, {"capacity": 0}, r"^capacity must be a positive int"),
         (verts, faces, {"tile_size": 0}, "tile_size"),
         (verts, faces, {"tol": 0.5}, r"^tol must be in \(0, 0.5\); got 0.5$"),
+        (verts, faces, {"tol": 0.0}, r"^tol must be in \(0, 0.5\); got 0.0$"),
     ]
     for v, f, kw, match in bad:
         with pytest.raises(ValueError, match=match):
