@@ -76,10 +76,14 @@ def face_screen(verts_px, faces, *, near):
     return xy, z, valid
 
 
-def blur_margin(sigma, tol):
-    """Distance (pixels) beyond which D = sigmoid(-d2 / sigma) < tol."""
+def _check_tol(tol):
     if not 0.0 < tol < 0.5:
         raise ValueError(f"tol must be in (0, 0.5); got {tol!r}")
+
+
+def blur_margin(sigma, tol):
+    """Distance (pixels) beyond which D = sigmoid(-d2 / sigma) < tol."""
+    _check_tol(tol)
     return jnp.sqrt(jnp.asarray(sigma) * math.log((1.0 - tol) / tol))
 
 
@@ -101,6 +105,7 @@ def round_capacity(capacity, num_faces, hw, tile_size, chunk, margin):
 def static_margin(sigma, tol):
     """Blur margin (pixels) the default capacity is sized for: that of ``sigma`` when it is a
     Python number, else that of ``TRACED_SIGMA_BOUND``."""
+    _check_tol(tol)
     bound = sigma if isinstance(sigma, int | float) else TRACED_SIGMA_BOUND
     return math.sqrt(bound * math.log((1.0 - tol) / tol))
 
