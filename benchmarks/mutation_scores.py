@@ -68,6 +68,16 @@ _EQUIVALENT = [
     ("hand_jax/data/crop.py",
      "cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])", 1,
      "k[2] is exactly 0 (the axis is ray x +z), so its sign cannot matter"),
+    ("hand_jax/data/crop.py", "flat = src.reshape(src.shape[0], src.shape[1], -1)", 3,
+     "numpy reads any negative size in reshape as the unknown one: -2 is -1"),
+    ("hand_jax/data/crop.py",
+     "grid = (np.arange(out_size)[:, None] + offsets[None, :]).reshape(-1)  # [S * n]", 2,
+     "numpy reads any negative size in reshape as the unknown one: -2 is -1"),
+    ("hand_jax/data/crop.py",
+     "out = out.reshape(out_size, n, out_size, n, -1).mean(axis=(1, 3))", 1,
+     "numpy reads any negative size in reshape as the unknown one: -2 is -1"),
+    ("hand_jax/data/crop.py", "return np.clip(np.rint(x), 0, 255).astype(np.uint8)", 1,
+     "clip at 256: bilinear averages of uint8 images never exceed 255"),
     ("hand_jax/render/soft.py", "if verts_px.ndim != 2 or verts_px.shape[-1] not in (2, 3):", 2,
      "shape[+1] is shape[-1] once ndim == 2 has been checked"),
     ("hand_jax/render/soft.py", "if faces.ndim != 2 or faces.shape[-1] != 3 or not "
@@ -146,14 +156,18 @@ def mutants(copy: str) -> list[tuple[str, str, int, int, str]]:
 
 def mutated_line(path: str, text: str, line_number: int, index: int) -> str:
     """The line as the mutant writes it, from HEAD's source (in-process: ``mutmut show`` would
-    rewrite the line table of a copy whose source holds a mutant while a run is going on)."""
+    rewrite the line table of a copy whose source holds a mutant while a run is going on). The
+    line is looked up by its text, nearest to its old number, since HEAD may have moved it."""
     source = subprocess.run(
         ["git", "-C", ROOT, "show", f"HEAD:{path}"], capture_output=True, text=True, check=True
     ).stdout
-    mutation = mutmut.RelativeMutationID(text, index, line_number - 1)
+    found = [k for k, line in enumerate(source.splitlines()) if line == text]
+    if not found:
+        return "(the line has changed since)"
+    k = min(found, key=lambda k: abs(k - (line_number - 1)))
+    mutation = mutmut.RelativeMutationID(text, index, k)
     new, _ = mutmut.mutate(mutmut.Context(source=source, mutation_id=mutation, filename=path))
-    lines = new.splitlines()
-    return lines[line_number - 1].strip() if line_number <= len(lines) else "?"
+    return new.splitlines()[k].strip()
 
 
 def score(rows) -> dict:

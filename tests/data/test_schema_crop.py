@@ -301,3 +301,35 @@ def test_box_matrix_accepts_any_positive_side():
     for side in (0.0, -3.0):
         with pytest.raises(ValueError, match="^box: side must be positive, got"):
             crop.box_matrix((1.0, 2.0, side), out_size=4)
+
+
+def test_crop_transform_defaults_scale_shift_and_a_scaled_K():
+    """Defaults crop the keypoint box (margin DEFAULT_MARGIN) with no roll; scale and shift move
+    the box as documented; K given up to scale (K[2, 2] = 2) is normalised first."""
+    box = (10.0, 20.0, 30.0)
+    s = _sample_with_box(np.zeros((80, 80, 3), np.uint8), np.zeros((80, 80), bool), box)
+    side = box[2] * (1 + 2 * crop.DEFAULT_MARGIN)
+    centre = np.array([25.0, 35.0])
+    for K in (s["K"], 2.0 * s["K"]):
+        matrix, R, K_crop = crop.crop_transform(dict(s, K=K), out_size=32)
+        np.testing.assert_array_equal(R, np.eye(3))
+        k = 32 / side
+        want = [[k, 0, 16 - k * centre[0]], [0, k, 16 - k * centre[1]], [0, 0, 1]]
+        np.testing.assert_allclose(matrix, want, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(K_crop, np.asarray(want) @ s["K"], rtol=1e-12, atol=1e-12)
+    matrix, _, _ = crop.crop_transform(s, out_size=32, margin=0.0, scale=2.0, shift=(0.25, -0.5))
+    # the box side doubles (60 px) and its centre moves by (0.25, -0.5) of the new side
+    k = 32 / 60.0
+    new_centre = centre + np.array([0.25, -0.5]) * 60.0
+    want = [[k, 0, 16 - k * new_centre[0]], [0, k, 16 - k * new_centre[1]], [0, 0, 1]]
+    np.testing.assert_allclose(matrix, want, rtol=1e-12, atol=1e-12)
+
+
+def test_crop_transform_refuses_a_projective_last_row_naming_the_sample():
+    s = _sample_with_box(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), bool), (1.0, 1.0, 4.0))
+    K = s["K"].copy()
+    K[2] = [0.0, 1.0, 1.0]
+    with pytest.raises(
+        ValueError, match=r"^t/box: K must have last row \(0, 0, 1\), got \[0\. 1\. 1\.\]$"
+    ):
+        crop.crop_transform(dict(s, K=K), out_size=8)
