@@ -221,6 +221,7 @@ def test_bad_inputs_raise():
         (verts, np.array([0, 1, 2]), {}, r"^faces must be an integer array .* \(3,\)$"),
         (verts, faces, {"sigma": 0.0}, r"^sigma must be > 0 \(pixels\^2\); got 0.0$"),
         (verts, faces, {"capacity": 0}, r"^capacity must be a positive int"),
+        (verts, faces, {"capacity": 2.5}, r"^capacity must be a positive int .*; got 2.5$"),
         (verts, faces, {"tile_size": 0}, "tile_size"),
         (verts, faces, {"tol": 0.5}, r"^tol must be in \(0, 0.5\); got 0.5$"),
         (verts, faces, {"tol": 0.0}, r"^tol must be in \(0, 0.5\); got 0.0$"),
@@ -228,6 +229,12 @@ def test_bad_inputs_raise():
     for v, f, kw, match in bad:
         with pytest.raises(ValueError, match=match):
             soft.soft_silhouette(v, f, image_size=8, **kw)
+
+
+def test_capacity_one_is_rounded_up_to_a_chunk():
+    verts, faces = random_mesh(np.random.default_rng(3), 2, 8, size=3.0)
+    one = soft.soft_silhouette(verts, faces, image_size=8, capacity=1, chunk=64, tile_size=8)
+    np.testing.assert_allclose(one, soft.soft_silhouette(verts, faces, image_size=8), atol=1e-6)
 
 
 def test_traced_sigma_capacity_is_sized_for_four_square_pixels():
