@@ -36,7 +36,7 @@ GROUPS = {
     "soft": (["hand_jax/render/soft.py"], ["tests/render/test_soft.py"]),
     "geometry": (
         ["hand_jax/geometry/rotations.py", "hand_jax/geometry/kinematics.py"],
-        ["tests/test_rotations.py", "tests/test_mano.py"],
+        ["tests/test_kinematics.py", "tests/test_rotations.py", "tests/test_mano.py"],
     ),
     "mano": (["hand_jax/mano.py"], ["tests/test_mano.py", "tests/test_mano_files.py"]),
     "mano_pkl": (["hand_jax/mano_pkl.py"], ["tests/test_mano_pkl.py", "tests/test_mano_files.py"]),
