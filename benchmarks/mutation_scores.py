@@ -78,6 +78,9 @@ _EQUIVALENT = [
      "numpy reads any negative size in reshape as the unknown one: -2 is -1"),
     ("hand_jax/data/crop.py", "return np.clip(np.rint(x), 0, 255).astype(np.uint8)", 1,
      "clip at 256: bilinear averages of uint8 images never exceed 255"),
+    ("hand_jax/data/crop.py",
+     "n = int(min(4, np.ceil(shrink - 0.5))) if antialias and shrink > 1.5 else 1", 3,
+     ">= 1.5: at a shrink of exactly 1.5 both rules give one sample (ceil(1.0) = 1)"),
     ("hand_jax/render/soft.py", "if verts_px.ndim != 2 or verts_px.shape[-1] not in (2, 3):", 2,
      "shape[+1] is shape[-1] once ndim == 2 has been checked"),
     ("hand_jax/render/soft.py", "if faces.ndim != 2 or faces.shape[-1] != 3 or not "

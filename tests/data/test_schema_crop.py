@@ -333,3 +333,19 @@ def test_crop_transform_refuses_a_projective_last_row_naming_the_sample():
         ValueError, match=r"^t/box: K must have last row \(0, 0, 1\), got \[0\. 1\. 1\.\]$"
     ):
         crop.crop_transform(dict(s, K=K), out_size=8)
+
+
+@pytest.mark.parametrize("shrink, n", [(1.4, 1), (1.6, 2), (2.4, 2), (2.6, 3), (3.6, 4), (9.0, 4)])
+def test_antialiasing_supersamples_round_shrink_capped_at_four(shrink, n):
+    """The documented rule: shrinking by more than 1.5x supersamples n x n per output pixel,
+    n = min(4, ceil(shrink - 1/2)); checked against warp_image with that n."""
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)
+    s = _sample_with_box(image, np.zeros((160, 160), bool), (2.0, 3.0, 16 * shrink))
+    c = crop.crop_sample(s, out_size=16, margin=0.0)
+    matrix, _, _ = crop.crop_transform(s, out_size=16, margin=0.0)
+    want = crop.warp_image(image, matrix, out_size=16, supersample=n)
+    np.testing.assert_array_equal(c["image"], np.clip(np.rint(want), 0, 255).astype(np.uint8))
+    if n > 1:  # and the rule matters: one sample per pixel gives another image
+        plain = crop.warp_image(image, matrix, out_size=16)
+        assert np.abs(plain - want).max() > 5
