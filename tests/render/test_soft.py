@@ -271,3 +271,11 @@ def test_face_screen_depths_and_culling():
     assert z2 is None
     np.testing.assert_array_equal(valid2, [True, True, False, True])
     np.testing.assert_array_equal(np.asarray(xy2)[[0, 1, 3]], verts[faces[[0, 1, 3]]][..., :2])
+
+
+@pytest.mark.parametrize("sigma, tol", [(0.7, 1e-4), (2.0, 0.3), (1.0, 1e-9)])
+def test_blur_margin_is_where_the_coverage_falls_to_tol(sigma, tol):
+    with jax.enable_x64(True):
+        m = float(soft.blur_margin(jnp.float64(sigma), tol))
+    np.testing.assert_allclose(1.0 / (1.0 + np.exp(m * m / sigma)), tol, rtol=1e-9)
+    np.testing.assert_allclose(soft.static_margin(sigma, tol), m, rtol=1e-12)
