@@ -136,7 +136,9 @@ def run_group(group: str, work_dir: str, retry: bool) -> int:
     prepare(copy, sources)
     if retry:
         retry_survivors(copy)
-    runner = " ".join([sys.executable, "-m", "pytest", "-x", "-q", "--ff", *tests])
+    # mutmut 2 counts only exit status 1 as a kill: a mutant that breaks an import (pytest's 2)
+    # would count as a survivor, so every failure becomes 1.
+    runner = " ".join([sys.executable, "-m", "pytest", "-x", "-q", "--ff", *tests]) + " || exit 1"
     cmd = ["mutmut", "run", "--paths-to-mutate", ",".join(sources), "--runner", runner]
     print(f"[{group}] {' '.join(cmd[:4])} (in {copy})", flush=True)
     done = subprocess.run([*cmd, "--no-progress"], cwd=copy, env={**os.environ, **ENV})
