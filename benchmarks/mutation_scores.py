@@ -120,6 +120,9 @@ def prepare(copy: str, sources: list[str]) -> None:
         return
     # A stopped run can leave a mutant written into a source file: restore them all.
     _git_files(copy, ["tests", *sources])
+    for source in sources:
+        if os.path.exists(os.path.join(copy, source + ".bak")):
+            os.remove(os.path.join(copy, source + ".bak"))
 
 
 def retry_survivors(copy: str) -> None:
@@ -137,8 +140,10 @@ def run_group(group: str, work_dir: str, retry: bool) -> int:
     if retry:
         retry_survivors(copy)
     # mutmut 2 counts only exit status 1 as a kill: a mutant that breaks an import (pytest's 2)
-    # would count as a survivor, so every failure becomes 1.
-    runner = " ".join([sys.executable, "-m", "pytest", "-x", "-q", "--ff", *tests]) + " || exit 1"
+    # would count as a survivor, so every failure becomes 1 (``sh -c``: mutmut runs the baseline
+    # without a shell and the mutants with one).
+    pytest = " ".join([sys.executable, "-m", "pytest", "-x", "-q", "--ff", *tests])
+    runner = f"sh -c '{pytest} || exit 1'"
     cmd = ["mutmut", "run", "--paths-to-mutate", ",".join(sources), "--runner", runner]
     print(f"[{group}] {' '.join(cmd[:4])} (in {copy})", flush=True)
     done = subprocess.run([*cmd, "--no-progress"], cwd=copy, env={**os.environ, **ENV})
