@@ -92,6 +92,14 @@ _EQUIVALENT = [
      "tri[..., 3] on a last axis of 3: JAX clamps a static out-of-range index to 2"),
     ("hand_jax/render/soft.py", "valid &= jnp.all(z > near, axis=-1)", 3,
      "axis=+1 is axis=-1 on the [F, 3] depths"),
+    ("hand_jax/render/soft.py", "chunk: int = 1024,", 0,
+     "the chunk only splits the work: every chunk size gives the same image"),
+    ("hand_jax/render/soft.py", "closer = cur[0] < best[0]", 1,
+     "on a tie of two edges' distances either is a valid subgradient; at a shared end point "
+     "both give the same one"),
+    ("hand_jax/render/soft.py",
+     "best = tuple(jnp.where(closer, c, b) for c, b in zip(cur, best, strict=True))", 0,
+     "strict=False: the two tuples always have five members"),
 ]
 # fmt: on
 EQUIVALENT = {(f, line, i): why for f, line, i, why in _EQUIVALENT}

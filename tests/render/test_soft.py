@@ -279,3 +279,9 @@ def test_blur_margin_is_where_the_coverage_falls_to_tol(sigma, tol):
         m = float(soft.blur_margin(jnp.float64(sigma), tol))
     np.testing.assert_allclose(1.0 / (1.0 + np.exp(m * m / sigma)), tol, rtol=1e-9)
     np.testing.assert_allclose(soft.static_margin(sigma, tol), m, rtol=1e-12)
+
+
+def test_default_sigma_is_one_square_pixel():
+    verts, faces = random_mesh(np.random.default_rng(11), 6, 16, size=4.0)
+    alpha = soft.soft_silhouette(verts, faces, image_size=16, tol=EXACT)
+    np.testing.assert_allclose(alpha, ref.soft_silhouette(verts, faces, 16, 16, 1.0), atol=1e-5)
