@@ -172,7 +172,7 @@ def test_energy_terms_reject_unknown_silhouette_loss(model):
     params, init, evidence = _random_problem(
         model, 0, rotation="quaternion", num_pca=0, perspective=False
     )
-    with pytest.raises(ValueError, match="silhouette_loss"):
+    with pytest.raises(ValueError, match="^silhouette_loss: expected 'l2' or 'bce', got 'huber'$"):
         refine.energy_terms(model, params, evidence, init, image_size=SIZE, silhouette_loss="huber")
 
 
