@@ -100,6 +100,12 @@ _EQUIVALENT = [
     ("hand_jax/render/soft.py",
      "best = tuple(jnp.where(closer, c, b) for c, b in zip(cur, best, strict=True))", 0,
      "strict=False: the two tuples always have five members"),
+    ("hand_jax/geometry/rotations.py",
+     "tiny = norm_sq < jnp.finfo(quaternion.dtype).tiny * 1e4", 0,
+     "<= at the zero-quaternion threshold (1e4 x the smallest normal float)"),
+    ("hand_jax/geometry/rotations.py",
+     "tiny = norm_sq < jnp.finfo(quaternion.dtype).tiny * 1e4", 2,
+     "a zero-quaternion threshold of 10001 x the smallest normal float instead of 1e4"),
 ]
 # fmt: on
 EQUIVALENT = {(f, line, i): why for f, line, i, why in _EQUIVALENT}
