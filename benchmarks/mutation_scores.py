@@ -38,7 +38,10 @@ GROUPS = {
         ["hand_jax/geometry/rotations.py", "hand_jax/geometry/kinematics.py"],
         ["tests/test_kinematics.py", "tests/test_rotations.py", "tests/test_mano.py"],
     ),
-    "mano": (["hand_jax/mano.py"], ["tests/test_mano.py", "tests/test_mano_files.py"]),
+    "mano": (
+        ["hand_jax/mano.py"],
+        ["tests/test_mano_args.py", "tests/test_mano.py", "tests/test_mano_files.py"],
+    ),
     "mano_pkl": (["hand_jax/mano_pkl.py"], ["tests/test_mano_pkl.py", "tests/test_mano_files.py"]),
     "refine_energy": (["hand_jax/refine/energy.py"], ["tests/refine/test_energy_reference.py"]),
     "refine_optimize": (

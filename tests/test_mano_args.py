@@ -1,0 +1,63 @@
+"""mano.make_model and fingertip ids: each bad argument gets its exact message (fast, numpy)."""
+
+import re
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hand_jax import mano
+from tests import mano_reference as ref
+
+
+@pytest.fixture(scope="module")
+def kwargs():
+    return ref.model_kwargs(ref.make_synthetic_arrays(seed=0, num_verts=100))
+
+
+def _raises(message, fn, *args, **kw):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        fn(*args, **kw)
+
+
+def test_tip_ids_in_range_and_presets_only_on_mano_topology():
+    assert mano.resolve_tips((0, 1, 2, 3, 99), 100) == (0, 1, 2, 3, 99)
+    assert mano.resolve_tips(np.array([[5, 4, 3, 2, 1]]), 100) == (5, 4, 3, 2, 1)
+    assert mano.resolve_tips("smplx", 778) == (744, 320, 443, 554, 671)
+    _raises("tips=(0, 1, 2, 3, 100): expected 5 vertex ids in [0, 100)",
+            mano.resolve_tips, (0, 1, 2, 3, 100), 100)  # fmt: skip
+    _raises("tips=(-1, 1, 2, 3, 4): expected 5 vertex ids in [0, 100)",
+            mano.resolve_tips, (-1, 1, 2, 3, 4), 100)  # fmt: skip
+    _raises("tips=(1, 2, 3): expected 5 vertex ids in [0, 100)", mano.resolve_tips, (1, 2, 3), 100)
+    _raises("tips=(1, 2, 3, 4, 5, 6): expected 5 vertex ids in [0, 100)",
+            mano.resolve_tips, (1, 2, 3, 4, 5, 6), 100)  # fmt: skip
+    _raises("tips='nope': expected one of ('manopth', 'smplx', 'freihand') or 5 vertex ids",
+            mano.resolve_tips, "nope", 778)  # fmt: skip
+    _raises("tips='smplx': presets index the MANO topology (V=778), this model has V=100; pass 5 "
+            "vertex ids instead", mano.resolve_tips, "smplx", 100)  # fmt: skip
+
+
+def test_make_model_refuses_missing_unknown_side_and_parents(kwargs):
+    no_weights = {k: v for k, v in kwargs.items() if k != "weights"}
+    _raises("make_model: missing ['weights'], unknown []", mano.make_model, **no_weights)
+    _raises("make_model: missing [], unknown ['foo']", mano.make_model, **kwargs, foo=1)
+    _raises(
+        "side='up': expected one of ('right', 'left')", mano.make_model, **kwargs | {"side": "up"}
+    )
+    short = tuple(kwargs["parents"])[:15]
+    _raises(f"parents={short}: expected 16 entries", mano.make_model, **kwargs | {"parents": short})
+    cycle = (1, 0, *tuple(kwargs["parents"])[2:])
+    with pytest.raises(ValueError, match="cycle through joint"):
+        mano.make_model(**kwargs | {"parents": cycle})
+
+
+def test_make_model_dtypes_and_values(kwargs):
+    model = mano.make_model(**kwargs | {"side": "left"})
+    assert model.side == "left" and model.tip_ids == tuple(kwargs["tip_ids"])
+    assert model.parents == tuple(int(p) for p in kwargs["parents"])
+    assert model.faces.dtype == jnp.int32
+    np.testing.assert_array_equal(model.faces, kwargs["faces"])
+    assert model.v_template.dtype == jnp.zeros(()).dtype  # the default float
+    np.testing.assert_allclose(model.v_template, kwargs["v_template"], rtol=1e-6)
+    np.testing.assert_allclose(model.weights, kwargs["weights"], rtol=1e-6)
+    assert mano.with_tips(model, (1, 2, 3, 4, 5)).tip_ids == (1, 2, 3, 4, 5)
