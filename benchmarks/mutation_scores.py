@@ -47,8 +47,10 @@ GROUPS = {
     "refine_energy": (["hand_jax/refine/energy.py"], ["tests/refine/test_energy_reference.py"]),
     "refine_optimize": (
         ["hand_jax/refine/optimize.py"],
-        ["tests/refine/test_precondition.py", "tests/test_refine.py"],
+        ["tests/refine/test_refine_loop.py", "tests/refine/test_precondition.py",
+         "tests/test_refine.py"],
     ),
+    "metrics": (["hand_jax/eval/metrics.py"], ["tests/eval/test_metrics.py"]),
     "refine_io": (
         ["hand_jax/refine/io.py"],
         ["tests/refine/test_evidence_format.py", "tests/test_refine_io.py",

@@ -1,0 +1,131 @@
+"""The refinement loop (``optimize._refine_one``) on toy energies with closed-form trajectories:
+losses before each step, the best iterate, skipped non-finite steps, and the input checks of
+``make_refine_fn`` with their exact messages. No MANO and no rasterizer: fast."""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from hand_jax.params import HandParams
+from hand_jax.refine import optimize
+from hand_jax.refine.energy import Evidence
+
+TARGET = HandParams(
+    global_rot=jnp.array([0.5, -1.0, 0.25, 2.0]), pose=jnp.array([1.0, 0.5, -0.5]),
+    betas=jnp.array([0.3, -0.2]), cam=jnp.array([1.5, 0.1, -0.1]),
+)  # fmt: skip
+ZERO = jax.tree.map(jnp.zeros_like, TARGET)
+C2 = float(sum(jnp.sum(t**2) for t in TARGET))  # |target|^2
+EVIDENCE = Evidence(jnp.zeros((21, 2)), jnp.ones(21), jnp.zeros((4, 4)))
+
+
+def _quadratic(model, x, evidence, init):
+    return sum(jnp.sum((a - b) ** 2) for a, b in zip(x, TARGET, strict=True))
+
+
+def _run(energy_fn, lr, steps, init=ZERO):
+    return jax.jit(
+        lambda init: optimize._refine_one(
+            None,
+            init,
+            EVIDENCE,
+            num_steps=steps,
+            optimizer=optax.sgd(lr),
+            energy_fn=energy_fn,
+            decode=lambda x, init, K: x,
+            start=lambda p: p,
+        )  # fmt: skip
+    )(init)
+
+
+def _assert_tree(a, b, **kw):
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x, y, **kw)
+
+
+def test_gradient_descent_on_a_quadratic_follows_the_closed_form():
+    # x_t - c = (1 - 2 lr)^t (x_0 - c): energy 0.8^(2t) |c|^2 with lr = 0.1.
+    out, xs = _run(_quadratic, 0.1, 5)
+    np.testing.assert_allclose(out.init_loss, C2, rtol=1e-6)
+    np.testing.assert_allclose(out.losses, [0.64**t * C2 for t in range(5)], rtol=1e-5)
+    _assert_tree(out.params, jax.tree.map(lambda c: c * (1 - 0.8**5), TARGET), rtol=1e-5)
+    _assert_tree(out.best_params, out.params, rtol=0)
+    np.testing.assert_allclose(out.best_loss, 0.64**5 * C2, rtol=1e-5)
+    for t in range(5):  # the iterates after each step
+        got = [x[t] for x in xs]
+        _assert_tree(got, [c * (1 - 0.8 ** (t + 1)) for c in TARGET], rtol=1e-5)
+
+
+def test_diverging_steps_keep_the_initial_estimate_as_the_best():
+    # lr = 1.5: x_t - c = (-2)^t (x_0 - c), the energy grows 4x per step.
+    out, _ = _run(_quadratic, 1.5, 3)
+    np.testing.assert_allclose(out.losses, [C2, 4 * C2, 16 * C2], rtol=1e-5)
+    _assert_tree(out.best_params, ZERO, rtol=0)
+    np.testing.assert_allclose(out.best_loss, C2, rtol=1e-6)
+    _assert_tree(out.params, jax.tree.map(lambda c: c * (1 - (-2) ** 3), TARGET), rtol=1e-5)
+
+
+def test_a_step_whose_energy_is_not_finite_is_skipped():
+    # NaN once pose[0] passes 0.5: pose[0] runs 0, .2, .36, .488, .5904; from step 4 on, the
+    # energy is NaN and the iterate stays where it was; the best is the last finite one.
+    def energy(model, x, evidence, init):
+        e = _quadratic(model, x, evidence, init)
+        return jnp.where(x.pose[0] > 0.5, jnp.nan, e)
+
+    out, xs = _run(energy, 0.1, 7)
+    np.testing.assert_allclose(out.losses[:4], [0.64**t * C2 for t in range(4)], rtol=1e-5)
+    assert np.all(np.isnan(out.losses[4:]))
+    x4 = jax.tree.map(lambda c: c * (1 - 0.8**4), TARGET)
+    _assert_tree(out.params, x4, rtol=1e-5)
+    _assert_tree(jax.tree.map(lambda x: x[-1], xs), x4, rtol=1e-5)
+    _assert_tree(out.best_params, jax.tree.map(lambda c: c * (1 - 0.8**3), TARGET), rtol=1e-5)
+    np.testing.assert_allclose(out.best_loss, 0.64**3 * C2, rtol=1e-5)
+
+
+def test_a_non_finite_start_reports_an_infinite_best_loss():
+    out, _ = _run(lambda *a: jnp.nan * _quadratic(*a), 0.1, 2)
+    assert np.isnan(out.init_loss) and np.isinf(out.best_loss)
+    _assert_tree(out.params, ZERO, rtol=0)
+    _assert_tree(out.best_params, ZERO, rtol=0)
+
+
+def _batch(b=2, m=4):
+    params = HandParams(np.zeros((b, 4)), np.zeros((b, 45)), np.zeros((b, 10)), np.ones((b, 3)))
+    evidence = Evidence(np.zeros((b, 21, 2)), np.ones((b, 21)), np.zeros((b, m, m)))
+    return params, evidence
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda p, e: (p, e._replace(keypoints_2d=e.keypoints_2d[0])),
+         "evidence.keypoints_2d: expected a batch [B, 21, 2], got shape (21, 2) (refine_fn is "
+         "batched: add a leading axis)"),
+        (lambda p, e: (p, e._replace(mask=np.zeros((2, 4, 5)))),
+         "evidence.mask: expected [2, M, M], got (2, 4, 5)"),
+        (lambda p, e: (p, e._replace(mask=np.zeros((3, 4, 4)))),
+         "evidence.mask: expected [2, M, M], got (3, 4, 4)"),
+        (lambda p, e: (p._replace(betas=np.zeros((3, 10))), e),
+         "init_params.betas: batch 3 != evidence batch 2"),
+        (lambda p, e: (p._replace(pose=np.where(np.arange(2)[:, None] == 1, np.nan, p.pose),
+                                  cam=np.full((2, 3), np.inf)), e),
+         "init_params: non-finite values at batch rows {'pose': [1], 'cam': [0, 1]}"),
+    ],
+)  # fmt: skip
+def test_refine_inputs_are_checked_with_exact_messages(change, message):
+    params, evidence = change(*_batch())
+    params = HandParams(*(jnp.asarray(x) for x in params))
+    evidence = Evidence(*(None if x is None else jnp.asarray(x) for x in evidence))
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        optimize._check_inputs(params, evidence)
+
+
+def test_valid_inputs_pass_and_unknown_weights_are_named():
+    params, evidence = _batch()
+    optimize._check_inputs(HandParams(*map(jnp.asarray, params)), evidence)
+    with pytest.raises(ValueError, match=r"^weights: unknown keys \['mu'\]; expected \["):
+        optimize.make_energy_fn(image_size=32, weights={"mu": 1.0})
