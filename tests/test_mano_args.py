@@ -1,5 +1,6 @@
 """mano.make_model and fingertip ids: each bad argument gets its exact message (fast, numpy)."""
 
+import os
 import re
 
 import jax.numpy as jnp
@@ -61,3 +62,16 @@ def test_make_model_dtypes_and_values(kwargs):
     np.testing.assert_allclose(model.v_template, kwargs["v_template"], rtol=1e-6)
     np.testing.assert_allclose(model.weights, kwargs["weights"], rtol=1e-6)
     assert mano.with_tips(model, (1, 2, 3, 4, 5)).tip_ids == (1, 2, 3, 4, 5)
+
+
+def test_published_constants():
+    # Fingertip vertex ids as published by manopth, smplx and the FreiHAND annotation.
+    assert mano.TIP_PRESETS == {
+        "manopth": (745, 317, 444, 556, 673),
+        "smplx": (744, 320, 443, 554, 671),
+        "freihand": (744, 320, 443, 555, 672),
+    }
+    assert mano.DEFAULT_TIPS == "manopth" and mano.SIDES == ("right", "left")
+    assert mano.NUM_POSE_FEATURES == 135 and mano.MANO_NUM_VERTS == 778  # 15 joints x 9
+    assert os.path.basename(mano.DEFAULT_MODEL_PATH) == "default_hand_right.npz"
+    assert os.path.isfile(mano.DEFAULT_MODEL_PATH)
