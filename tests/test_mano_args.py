@@ -1,5 +1,6 @@
 """mano.make_model and fingertip ids: each bad argument gets its exact message (fast, numpy)."""
 
+import dataclasses
 import os
 import re
 
@@ -75,3 +76,13 @@ def test_published_constants():
     assert mano.NUM_POSE_FEATURES == 135 and mano.MANO_NUM_VERTS == 778  # 15 joints x 9
     assert os.path.basename(mano.DEFAULT_MODEL_PATH) == "default_hand_right.npz"
     assert os.path.isfile(mano.DEFAULT_MODEL_PATH)
+
+
+def test_hand_model_defaults_and_immutability(kwargs):
+    arrays = {k: v for k, v in kwargs.items() if k not in ("parents", "tip_ids")}
+    model = mano.HandModel(**arrays)
+    assert model.parents == (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)  # MANO order
+    assert model.tip_ids == (745, 317, 444, 556, 673) and model.side == "right"
+    assert model.num_verts == 100 and model.num_betas == kwargs["shapedirs"].shape[-1]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        model.side = "left"
