@@ -37,7 +37,7 @@ GROUPS = {
     "soft": (["hand_jax/render/soft.py"], ["tests/render/test_soft.py"]),
     "geometry": (
         ["hand_jax/geometry/rotations.py", "hand_jax/geometry/kinematics.py"],
-        ["tests/test_kinematics.py", "tests/test_rotations.py", "tests/test_mano.py"],
+        ["tests/test_kinematics.py", "tests/test_rotations.py"],
     ),
     "mano": (
         ["hand_jax/mano.py"],
