@@ -4,6 +4,7 @@ import dataclasses
 import os
 import re
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -86,3 +87,24 @@ def test_hand_model_defaults_and_immutability(kwargs):
     assert model.num_verts == 100 and model.num_betas == kwargs["shapedirs"].shape[-1]
     with pytest.raises(dataclasses.FrozenInstanceError):
         model.side = "left"
+
+
+def test_wrong_shapes_and_too_many_betas_are_named(kwargs):
+    bad = kwargs | {"weights": kwargs["weights"][:, :15]}
+    _raises("make_model: key 'weights' has shape (100, 15), expected [100, 16]",
+            mano.make_model, **bad)  # fmt: skip
+    model = mano.make_model(**kwargs)
+    betas = jnp.zeros(model.num_betas + 1)
+    _raises(f"betas: got {model.num_betas + 1} coefficients, the model has {model.num_betas}",
+            mano.forward, model, jnp.zeros(48), betas)  # fmt: skip
+
+
+def test_outputs_take_the_dtype_of_the_inputs(kwargs):
+    with jax.enable_x64(True):
+        model = mano.make_model(**kwargs)  # float64 arrays
+        for dtype in (jnp.float32, jnp.float64):
+            out = mano.forward(model, jnp.full(48, 0.1, dtype), jnp.zeros(3, dtype))
+            assert out.verts.dtype == out.joints.dtype == out.keypoints.dtype == dtype
+        rotmats = jnp.tile(jnp.eye(3, dtype=jnp.int32), (16, 1, 1))  # integer input: default float
+        out = mano.forward_rotmats(model, rotmats, jnp.zeros(3, jnp.int32))
+        assert out.verts.dtype == jnp.float64
