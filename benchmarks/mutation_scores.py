@@ -114,6 +114,8 @@ _EQUIVALENT = [
     ("hand_jax/mano.py",
      'fields = {k: jnp.asarray(v, dtype=float) for k, v in a.items() if k != "faces"}', 1,
      "faces converted to float are overwritten by the int32 faces on the next line"),
+    ("hand_jax/mano.py", "return x * jnp.asarray(signs, dtype=x.dtype)", 0,
+     "x / signs for x * signs: the signs are +-1"),
     ("hand_jax/mano.py", "_ARRAY_FIELDS = tuple(mano_pkl.field_shapes(0))", 0,
      "field_shapes(1): only the keys are used, and they do not depend on V"),
     ("hand_jax/mano.py", 'num_verts = property(lambda self: self.v_template.shape[0], doc="V")', 2,

@@ -108,3 +108,26 @@ def test_outputs_take_the_dtype_of_the_inputs(kwargs):
         rotmats = jnp.tile(jnp.eye(3, dtype=jnp.int32), (16, 1, 1))  # integer input: default float
         out = mano.forward_rotmats(model, rotmats, jnp.zeros(3, jnp.int32))
         assert out.verts.dtype == jnp.float64
+
+
+def test_pca_to_pose_against_numpy_and_its_limits(kwargs):
+    kwargs = kwargs | {"hands_components": kwargs["hands_components"][:10]}
+    model = mano.make_model(**kwargs)
+    c = model.hands_components.shape[0]
+    assert c == 10  # fewer than 45, so that a check of the wrong axis would let c + 1 through
+    coeffs = np.linspace(-1.0, 1.0, 4)
+    comps, mean = np.asarray(kwargs["hands_components"]), np.asarray(kwargs["hands_mean"])
+    flat = mano.pca_to_pose(model, jnp.asarray(coeffs, jnp.float32), flat_hand_mean=True)
+    np.testing.assert_allclose(flat, coeffs @ comps[:4], rtol=1e-5, atol=1e-6)
+    relaxed = mano.pca_to_pose(model, jnp.asarray(coeffs, jnp.float32), flat_hand_mean=False)
+    np.testing.assert_allclose(relaxed, coeffs @ comps[:4] + mean, rtol=1e-5, atol=1e-6)
+    _raises(f"coeffs: got {c + 1}, the model has {c}",
+            mano.pca_to_pose, model, jnp.zeros(c + 1), flat_hand_mean=True)  # fmt: skip
+    with jax.enable_x64(True):
+        model64 = mano.make_model(**kwargs)
+        out = mano.pca_to_pose(model64, jnp.zeros(3, jnp.float32), flat_hand_mean=False)
+        assert out.dtype == jnp.float32
+        assert (
+            mano.pca_to_pose(model64, jnp.zeros(3, jnp.int32), flat_hand_mean=True).dtype
+            == jnp.float64
+        )
