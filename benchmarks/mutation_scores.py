@@ -61,6 +61,11 @@ GROUPS = {
 # (file, the mutated line as written in the source, stripped; mutmut's index on that line): why
 # the mutant cannot change behaviour. Kept small and specific: a listed line that changes stops
 # matching and its mutants count again.
+_DIAG = (
+    "diag = jnp.stack([1 + trace, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22],"
+    " -1)"
+)
+
 # fmt: off
 _EQUIVALENT = [
     ("hand_jax/losses.py", "_EPS = 1e-12", 0,
@@ -114,6 +119,21 @@ _EQUIVALENT = [
     ("hand_jax/mano.py",
      'fields = {k: jnp.asarray(v, dtype=float) for k, v in a.items() if k != "faces"}', 1,
      "faces converted to float are overwritten by the int32 faces on the next line"),
+    ("hand_jax/geometry/rotations.py", _DIAG, 0,
+     "a diagonal term raised by 1 wins only if it is >= max - 1 >= 1/3 (the four sum to 4): "
+     "the branch it picks is still well conditioned"),
+    ("hand_jax/geometry/rotations.py", _DIAG, 2,
+     "a diagonal term raised by 1 wins only if it is >= max - 1 >= 1/3 (the four sum to 4): "
+     "the branch it picks is still well conditioned"),
+    ("hand_jax/geometry/rotations.py", _DIAG, 6,
+     "a diagonal term raised by 1 wins only if it is >= max - 1 >= 1/3 (the four sum to 4): "
+     "the branch it picks is still well conditioned"),
+    ("hand_jax/geometry/rotations.py", _DIAG, 10,
+     "a diagonal term raised by 1 wins only if it is >= max - 1 >= 1/3 (the four sum to 4): "
+     "the branch it picks is still well conditioned"),
+    ("hand_jax/geometry/rotations.py",
+     "q = jnp.take_along_axis(candidates, best[..., None, None], axis=-2)[..., 0, :]", 2,
+     "[..., 1, :] on an axis of 1: JAX clamps the index to 0"),
     ("hand_jax/mano.py", "return x * jnp.asarray(signs, dtype=x.dtype)", 0,
      "x / signs for x * signs: the signs are +-1"),
     ("hand_jax/mano.py", "_ARRAY_FIELDS = tuple(mano_pkl.field_shapes(0))", 0,

@@ -144,3 +144,26 @@ def test_batch_axes_and_vmap_agree():
     mapped = jax.vmap(jax.vmap(rot.axis_angle_to_matrix))(w)
     np.testing.assert_allclose(batched, mapped, atol=1e-7)
     assert batched.shape == (3, 4, 3, 3)
+
+
+def _axes_with_ties():
+    """Every axis with components in {-1, 0, 1} (up to sign): equal diagonal terms tie."""
+    axes = {tuple(a) for a in np.array(np.meshgrid(*[[-1, 0, 1]] * 3)).reshape(3, -1).T if any(a)}
+    axes = np.array(sorted(a for a in axes if a > tuple(-x for x in a)), float)
+    # and the same with each zero nudged to 1e-6: a tiny component is the ill-conditioned branch
+    return np.concatenate([axes, np.where(axes == 0, 1e-6, axes)])
+
+
+@pytest.mark.parametrize("angle", [np.pi, np.pi - 1e-6, 2 * np.pi / 3, np.pi / 2, 1e-3])
+def test_matrix_to_quaternion_on_tied_and_half_turn_rotations(angle):
+    """Shepperd's branch choice must stay exact where candidates tie or vanish (float64)."""
+    axes = _axes_with_ties()
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    with jax.enable_x64(True):
+        mats = np.stack([rodrigues(angle * a) for a in axes])
+        q = np.asarray(rot.matrix_to_quaternion(jnp.asarray(mats)))
+    want = np.concatenate([np.full((len(axes), 1), np.cos(angle / 2)), np.sin(angle / 2) * axes], 1)
+    want *= np.where(want[:, :1] < 0, -1.0, 1.0)  # the w >= 0 hemisphere
+    if angle == np.pi:  # w = 0: q and -q are both on the hemisphere's edge
+        want *= np.sign(np.sum(want * q, axis=1, keepdims=True))
+    np.testing.assert_allclose(q, want, atol=1e-12)
