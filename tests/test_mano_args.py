@@ -131,3 +131,10 @@ def test_pca_to_pose_against_numpy_and_its_limits(kwargs):
             mano.pca_to_pose(model64, jnp.zeros(3, jnp.int32), flat_hand_mean=True).dtype
             == jnp.float64
         )
+
+
+def test_mirror_pose_signs_and_refusal():
+    pose = jnp.arange(1.0, 7.0)
+    np.testing.assert_array_equal(mano.mirror_pose(pose), [1, -2, -3, 4, -5, -6])
+    _raises("pose: last axis 47 is not a multiple of 3", mano.mirror_pose, jnp.zeros(47))
+    _raises("pose: last axis 5 is not a multiple of 3", mano.mirror_pose, jnp.zeros((2, 5)))
