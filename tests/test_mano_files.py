@@ -135,7 +135,7 @@ def test_truncated_and_non_npz_files_name_the_file(tmp_path, arrays):
     }
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
-        with pytest.raises(mano.HandModelError, match="not a readable npz") as info:
+        with pytest.raises(mano.HandModelError, match="not a readable npz of a hand model") as info:
             mano.load_model(tmp_path / name)
         assert name in str(info.value)
     np.save(tmp_path / "single.npy", np.zeros(3))

@@ -167,3 +167,17 @@ def test_matrix_to_quaternion_on_tied_and_half_turn_rotations(angle):
     if angle == np.pi:  # w = 0: q and -q are both on the hemisphere's edge
         want *= np.sign(np.sum(want * q, axis=1, keepdims=True))
     np.testing.assert_allclose(q, want, atol=1e-12)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_quaternion_to_axis_angle_closed_form_across_the_series_threshold(sign):
+    """Angles whose |v|^2 = sin^2(angle / 2) straddles the series threshold (1e-3), and both
+    signs of the quaternion (q and -q are one rotation; the angle stays in [0, pi])."""
+    rng = np.random.default_rng(5)
+    angles = np.array([1e-7, 0.01, 0.0630, 0.0632, 0.0633, 0.0640, 0.5, 2.0, np.pi - 1e-3])
+    axes = rng.normal(size=(len(angles), 3))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    q = np.concatenate([np.cos(angles / 2)[:, None], np.sin(angles / 2)[:, None] * axes], 1)
+    with jax.enable_x64(True):
+        got = np.asarray(rot.quaternion_to_axis_angle(jnp.asarray(sign * q)))
+    np.testing.assert_allclose(got, angles[:, None] * axes, rtol=1e-13, atol=1e-15)
