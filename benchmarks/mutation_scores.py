@@ -45,7 +45,10 @@ GROUPS = {
          "tests/test_mano_pkl.py"],
     ),
     "mano_pkl": (["hand_jax/mano_pkl.py"], ["tests/test_mano_pkl.py", "tests/test_mano_files.py"]),
-    "refine_energy": (["hand_jax/refine/energy.py"], ["tests/refine/test_energy_reference.py"]),
+    "refine_energy": (
+        ["hand_jax/refine/energy.py"],
+        ["tests/refine/test_energy_parts.py", "tests/refine/test_energy_reference.py"],
+    ),
     "refine_optimize": (
         ["hand_jax/refine/optimize.py"],
         ["tests/refine/test_refine_loop.py", "tests/refine/test_precondition.py",

@@ -1,0 +1,69 @@
+"""The refinement energy's parts against plain numpy: evidence sanitising, the silhouette
+discrepancies (L2, BCE) with pixel weights, the proximity distance (no MANO: fast)."""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hand_jax.params import HandParams
+from hand_jax.refine import energy
+from hand_jax.refine.energy import Evidence
+
+
+def test_sanitize_masks_non_finite_evidence_and_clips():
+    kp = np.arange(42, dtype=np.float32).reshape(21, 2)
+    kp[3, 0], kp[5, 1] = np.nan, np.inf
+    conf = np.linspace(-0.5, 1.5, 21).astype(np.float32)
+    conf[7] = np.nan
+    mask = np.array([[0.5, np.nan], [1.5, -0.25]], np.float32)
+    got_kp, got_conf, got_mask, weight = energy._sanitize(Evidence(kp, conf, mask))
+    ok = np.ones(21, bool)
+    ok[[3, 5, 7]] = False
+    np.testing.assert_array_equal(got_conf, np.where(ok, np.clip(conf, 0, 1), 0))
+    np.testing.assert_array_equal(got_kp, np.where(ok[:, None], kp, 0))
+    np.testing.assert_array_equal(got_mask, [[0.5, 0.0], [1.0, 0.0]])
+    np.testing.assert_array_equal(weight, [[1, 0], [1, 1]])
+
+
+def _weighted_mean(per_pixel, weight):
+    return np.sum(weight * per_pixel) / max(np.sum(weight), 1.0)
+
+
+@pytest.mark.parametrize("kind", ["l2", "bce"])
+def test_silhouette_discrepancy_matches_numpy(kind):
+    rng = np.random.default_rng(0)
+    alpha = rng.uniform(0, 1, (6, 6))
+    alpha[0, :2] = [0.0, 1.0]  # BCE clips these to (1e-6, 1 - 1e-6)
+    mask = rng.uniform(0, 1, (6, 6))
+    weight = (rng.uniform(size=(6, 6)) > 0.3).astype(np.float64)
+    if kind == "l2":
+        per_pixel = (alpha - mask) ** 2
+    else:
+        a = np.clip(alpha, 1e-6, 1 - 1e-6)
+        per_pixel = -(mask * np.log(a) + (1 - mask) * np.log(1 - a))
+    # fewer than one weighted pixel: divided by 1, not by the (tiny) weight
+    small = np.zeros((6, 6))
+    small[2, 3] = 0.25
+    with jax.enable_x64(True):
+        got = energy._silhouette_discrepancy(jnp.asarray(alpha), mask, weight, kind)
+        got_small = energy._silhouette_discrepancy(jnp.asarray(alpha), mask, small, kind)
+    np.testing.assert_allclose(got, _weighted_mean(per_pixel, weight), rtol=1e-12)
+    np.testing.assert_allclose(got_small, 0.25 * per_pixel[2, 3], rtol=1e-12)
+
+
+def test_unknown_silhouette_loss_is_named():
+    with pytest.raises(
+        ValueError, match=re.escape("silhouette_loss: expected 'l2' or 'bce', got 'l1'")
+    ):
+        energy._silhouette_discrepancy(jnp.zeros((2, 2)), jnp.zeros((2, 2)), jnp.ones((2, 2)), "l1")
+
+
+def test_proximity_is_the_squared_distance_over_every_field():
+    rng = np.random.default_rng(1)
+    a = HandParams(*(rng.normal(size=n) for n in (4, 45, 10, 3)))
+    b = HandParams(*(rng.normal(size=n) for n in (4, 45, 10, 3)))
+    want = sum(np.sum((x - y) ** 2) for x, y in zip(a, b, strict=True))
+    np.testing.assert_allclose(energy._sq_dist(a, b), want, rtol=1e-5)
