@@ -7,6 +7,7 @@ loader cannot lean on it), and a scipy sparse ``J_regressor`` under the old modu
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 import types
@@ -264,7 +265,12 @@ def test_npz_errors(tmp_path, arrays):
 
 def test_default_model_missing_and_present(tmp_path, monkeypatch, arrays):
     monkeypatch.setattr(mano, "DEFAULT_MODEL_PATH", str(tmp_path / "absent.npz"))
-    with pytest.raises(FileNotFoundError, match="mano_path"):
+    missing = re.escape(
+        f"The embedded default hand {tmp_path / 'absent.npz'} is missing. Use MANO instead: "
+        "register at https://mano.is.tue.mpg.de, download the models and pass the path of "
+        "MANO_RIGHT.pkl (load_model(path) or --mano_path)."
+    )
+    with pytest.raises(FileNotFoundError, match=f"^{missing}$"):
         mano.load_model()
     model = mano.make_model(**ref.model_kwargs(arrays))
     mano.save_npz(model, tmp_path / "default.npz")

@@ -181,3 +181,17 @@ def test_quaternion_to_axis_angle_closed_form_across_the_series_threshold(sign):
     with jax.enable_x64(True):
         got = np.asarray(rot.quaternion_to_axis_angle(jnp.asarray(sign * q)))
     np.testing.assert_allclose(got, angles[:, None] * axes, rtol=1e-13, atol=1e-15)
+
+
+def test_rotation_6d_of_one_matrix_and_of_short_float32_vectors():
+    r = np.asarray(rodrigues(np.array([0.3, -0.2, 0.9])))
+    d6 = rot.matrix_to_rotation_6d(jnp.asarray(r))  # unbatched [3, 3] -> [6]
+    np.testing.assert_array_equal(d6, np.concatenate([r[:, 0], r[:, 1]]).astype(np.float32))
+    # Scale does not matter down to |a|^2 ~ 1e-8 in float32 (only vectors shorter than about
+    # float32's eps are treated as degenerate).
+    raw = np.random.default_rng(6).normal(size=(4, 6)).astype(np.float32)
+    np.testing.assert_allclose(
+        rot.rotation_6d_to_matrix(jnp.asarray(1e-4 * raw)),
+        rot.rotation_6d_to_matrix(raw),
+        atol=1e-5,
+    )
