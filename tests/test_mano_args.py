@@ -138,3 +138,17 @@ def test_mirror_pose_signs_and_refusal():
     np.testing.assert_array_equal(mano.mirror_pose(pose), [1, -2, -3, 4, -5, -6])
     _raises("pose: last axis 47 is not a multiple of 3", mano.mirror_pose, jnp.zeros(47))
     _raises("pose: last axis 5 is not a multiple of 3", mano.mirror_pose, jnp.zeros((2, 5)))
+
+
+def test_load_model_refusals_and_the_default_hand_sides(tmp_path):
+    _raises("side='up': expected one of ('right', 'left')", mano.load_model, side="up")
+    missing = tmp_path / "none.npz"
+    message = f"{missing}: no such hand model file (expected a MANO .pkl or .npz)"
+    with pytest.raises(FileNotFoundError, match="^" + re.escape(message) + "$"):
+        mano.load_model(missing)
+    odd = tmp_path / "hand.obj"
+    odd.write_text("v 0 0 0\n")
+    _raises(f"{odd}: unknown extension '.obj', expected .pkl or .npz", mano.load_model, odd)
+    right, left = mano.load_model(), mano.load_model(side="left")
+    assert right.side == "right" and left.side == "left"
+    np.testing.assert_allclose(left.v_template[:, 0], -right.v_template[:, 0])
