@@ -40,6 +40,8 @@ def test_kinematic_levels_of_an_unordered_forest():
     assert kinematics.kinematic_levels(PARENTS) == want == ((1, 4), (2, 5, 7), (0,), (3,), (6,))
     assert kinematics.kinematic_levels((-1,)) == ((0,),)
     assert kinematics.kinematic_levels((-1, 0)) == ((0,), (1,))  # the last joint may be a parent
+    # the last joint is reached (as a parent) before a later root is met
+    assert kinematics.kinematic_levels((2, -1, -1)) == ((1, 2), (0,))
 
 
 @pytest.mark.parametrize(
@@ -109,7 +111,7 @@ def test_forward_kinematics_matches_chained_4x4_transforms():
 
 def test_skinning_matches_a_per_vertex_loop():
     rng = np.random.default_rng(3)
-    j, v = 3, 6
+    j, v = 4, 6  # J != 3, so that no [J, ...] axis can pass for a [3, ...] one
     rots, posed, rest = _random_rotations(rng, j), rng.normal(size=(j, 3)), rng.normal(size=(j, 3))
     r, t = kinematics.skinning_transforms(rots, posed, rest)
     np.testing.assert_allclose(r, rots)

@@ -8,9 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hand_jax.params import HandParams
+from hand_jax import mano
+from hand_jax.params import HandParams, default_params, screen_hand
 from hand_jax.refine import energy
 from hand_jax.refine.energy import Evidence
+from tests import mano_reference as ref
 
 
 def test_sanitize_masks_non_finite_evidence_and_clips():
@@ -67,3 +69,28 @@ def test_proximity_is_the_squared_distance_over_every_field():
     b = HandParams(*(rng.normal(size=n) for n in (4, 45, 10, 3)))
     want = sum(np.sum((x - y) ** 2) for x, y in zip(a, b, strict=True))
     np.testing.assert_allclose(energy._sq_dist(a, b), want, rtol=1e-5)
+
+
+def test_evidence_defaults_to_the_weak_perspective_camera():
+    assert Evidence(1, 2, 3).K is None
+
+
+@pytest.mark.parametrize("mask_size", [16, 32])
+def test_a_coarser_mask_renders_the_silhouette_at_its_own_scale(mask_size):
+    """Pixel coordinates scale by M / S when the mask (M) is coarser than the crop (S = 32);
+    depth and keypoints stay as they are."""
+    model = mano.make_model(**ref.model_kwargs(ref.make_synthetic_arrays(seed=0, num_verts=60)))
+    params = default_params(model)
+    seen = {}
+
+    def record(verts_px, faces, *, image_size, sigma):
+        seen["verts_px"], seen["size"] = verts_px, image_size
+        return jnp.zeros(image_size)
+
+    _, alpha, kp2d = energy.silhouette_and_keypoints(
+        model, params, image_size=32, sigma=1.0, silhouette_fn=record, mask_size=mask_size
+    )
+    _, verts_px, want_kp = screen_hand(model, params, image_size=32)
+    assert seen["size"] == (mask_size, mask_size) and alpha.shape == (mask_size, mask_size)
+    np.testing.assert_allclose(seen["verts_px"], verts_px * (mask_size / 32), rtol=1e-6)
+    np.testing.assert_allclose(kp2d, want_kp, rtol=1e-6)
