@@ -94,3 +94,13 @@ def test_a_coarser_mask_renders_the_silhouette_at_its_own_scale(mask_size):
     assert seen["size"] == (mask_size, mask_size) and alpha.shape == (mask_size, mask_size)
     np.testing.assert_allclose(seen["verts_px"], verts_px * (mask_size / 32), rtol=1e-6)
     np.testing.assert_allclose(kp2d, want_kp, rtol=1e-6)
+
+
+def test_render_evidence_default_blur_is_half_a_square_pixel():
+    model = mano.make_model(**ref.model_kwargs(ref.make_synthetic_arrays(seed=0, num_verts=60)))
+    params = default_params(model)
+    default = energy.render_evidence(model, params, image_size=16)
+    half = energy.render_evidence(model, params, image_size=16, sigma=0.5)
+    np.testing.assert_array_equal(default.mask, half.mask)
+    assert default.K is None
+    np.testing.assert_array_equal(default.confidence, np.ones(21))
