@@ -18,10 +18,13 @@ EQUIVALENT (a mutant that cannot change behaviour, with the reason).
 
 import argparse
 import functools
+import gzip
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 
 import mutmut
 
@@ -215,11 +218,42 @@ def _git_files(dest: str, paths: list[str]) -> None:
     subprocess.run(["tar", "-x", "-C", dest], input=archive.stdout, check=True)
 
 
-def prepare(copy: str, sources: list[str]) -> None:
-    """A fresh copy of HEAD, or an old one with HEAD's tests and clean sources."""
+# Each group's mutmut cache, kept in the repository (gzip) so that a run on another machine or
+# a later day resumes instead of starting over: hours of CPU on 2 cores.
+STATE_DIR = os.path.join(ROOT, "benchmarks", "mutation_state")
+
+
+def load_state(copy: str, group: str) -> None:
+    """Seed a copy without a mutmut cache from the saved one (statuses keyed by line text)."""
+    saved, db = os.path.join(STATE_DIR, f"{group}.sqlite.gz"), os.path.join(copy, ".mutmut-cache")
+    if os.path.exists(saved) and not os.path.exists(db):
+        with gzip.open(saved, "rb") as f, open(db, "wb") as out:
+            shutil.copyfileobj(f, out)
+
+
+def save_state(copy: str, group: str) -> None:
+    """Write a copy's mutmut cache to STATE_DIR (temporary sibling, then rename)."""
+    db = os.path.join(copy, ".mutmut-cache")
+    if not os.path.exists(db):
+        return
+    os.makedirs(STATE_DIR, exist_ok=True)
+    saved = os.path.join(STATE_DIR, f"{group}.sqlite.gz")
+    snapshot = saved + ".sqlite.tmp"
+    with sqlite3.connect(db) as src, sqlite3.connect(snapshot) as dest:
+        src.backup(dest)  # consistent even while a run writes to it
+    with open(snapshot, "rb") as f, gzip.GzipFile(saved + ".tmp", "wb", mtime=0) as out:
+        shutil.copyfileobj(f, out)
+    os.remove(snapshot)
+    os.replace(saved + ".tmp", saved)
+
+
+def prepare(copy: str, sources: list[str], group: str) -> None:
+    """A fresh copy of HEAD (seeded with the saved cache), or an old one with HEAD's tests and
+    clean sources."""
     if not os.path.isdir(copy):
         os.makedirs(copy)
         _git_files(copy, [])
+        load_state(copy, group)
         return
     # A stopped run can leave a mutant written into a source file: restore them all.
     _git_files(copy, ["tests", *sources])
@@ -239,7 +273,7 @@ def retry_survivors(copy: str) -> None:
 def run_group(group: str, work_dir: str, retry: bool) -> int:
     sources, tests = GROUPS[group]
     copy = os.path.join(work_dir, group)
-    prepare(copy, sources)
+    prepare(copy, sources, group)
     if retry:
         retry_survivors(copy)
     # mutmut 2 counts only exit status 1 as a kill: a mutant that breaks an import (pytest's 2)
@@ -250,20 +284,26 @@ def run_group(group: str, work_dir: str, retry: bool) -> int:
     cmd = ["mutmut", "run", "--paths-to-mutate", ",".join(sources), "--runner", runner]
     print(f"[{group}] {' '.join(cmd[:4])} (in {copy})", flush=True)
     done = subprocess.run([*cmd, "--no-progress"], cwd=copy, env={**os.environ, **ENV})
-    prepare(copy, sources)
+    prepare(copy, sources, group)
+    save_state(copy, group)
     return done.returncode
 
 
-def mutants(copy: str) -> list[tuple[str, str, int, int, str]]:
-    """(file, line text, line number, index, status) of every mutant in a copy's cache."""
+def mutants(copy: str) -> list[tuple[str, str, int, int, str, int]]:
+    """(file, line text, line number, index, status, id) of every mutant in a copy's cache, or
+    in the saved state of the group when there is no copy (a fresh checkout)."""
     db = os.path.join(copy, ".mutmut-cache")
-    if not os.path.exists(db):
-        return []
-    with sqlite3.connect(db) as con:
-        rows = con.execute(
-            'select s.filename, l.line, l.line_number, m."index", m.status, m.id from Mutant m '
-            "join Line l on m.line = l.id join SourceFile s on l.sourcefile = s.id"
-        ).fetchall()
+    with tempfile.TemporaryDirectory() as tmp:
+        if not os.path.exists(db):
+            load_state(tmp, os.path.basename(copy))
+            db = os.path.join(tmp, ".mutmut-cache")
+            if not os.path.exists(db):
+                return []
+        with sqlite3.connect(db) as con:
+            rows = con.execute(
+                'select s.filename, l.line, l.line_number, m."index", m.status, m.id from Mutant m'
+                " join Line l on m.line = l.id join SourceFile s on l.sourcefile = s.id"
+            ).fetchall()
     return [(f, text, n + 1, i, status, key) for f, text, n, i, status, key in rows]
 
 
@@ -361,6 +401,9 @@ def main() -> int:
     parser.add_argument("--report_only", action="store_true")
     parser.add_argument("--show_survivors", action="store_true")
     parser.add_argument(
+        "--save_state", action="store_true", help="with --report_only: save the caches now"
+    )
+    parser.add_argument(
         "--retry_survivors", action="store_true", help="run survivors again with the same tests"
     )
     args = parser.parse_args()
@@ -370,6 +413,9 @@ def main() -> int:
     if not args.report_only:
         for group in args.only:
             run_group(group, work_dir, args.retry_survivors)
+    elif args.save_state:
+        for group in args.only:
+            save_state(os.path.join(work_dir, group), group)
     return 0 if report(work_dir, args.only, args.show_survivors) else 1
 
 
