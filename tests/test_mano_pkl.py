@@ -353,3 +353,17 @@ def test_shuffled_kintree_columns_load_to_the_same_posed_hand(tmp_path):
     ref_verts, _, ref_keypoints = ref.mano_reference(arrays, pose, betas)
     np.testing.assert_allclose(got.verts, ref_verts, atol=2e-5)
     np.testing.assert_allclose(got.keypoints, ref_keypoints, atol=2e-5)
+
+
+@pytest.mark.parametrize(
+    "dtype, root", [(np.int64, -1), (np.uint32, 2**32 - 1), (np.uint64, 2**64 - 1)]
+)
+def test_kintree_root_stored_signed_or_wrapped_unsigned(dtype, root):
+    parents = mano.kp.MANO_PARENTS
+    table = np.array([[root if p < 0 else p for p in parents], list(range(16))], dtype=dtype)
+    got = mano_pkl._parents_from_kintree(table, "k.pkl")
+    assert tuple(int(p) for p in got) == parents
+    off_by_one = table.copy()
+    off_by_one[0, 0] = root - 1 if root > 0 else 16
+    with pytest.raises(mano.HandModelError, match="^k.pkl: "):
+        mano_pkl._parents_from_kintree(off_by_one, "k.pkl")
