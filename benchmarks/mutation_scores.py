@@ -184,6 +184,8 @@ _EQUIVALENT = [
     ("hand_jax/refine/energy.py",
      "kp_ok = jnp.all(jnp.isfinite(evidence.keypoints_2d), axis=-1) & jnp.isfinite(", 0,
      "axis=+1 is axis=-1 on the [21, 2] keypoints"),
+    ("hand_jax/refine/io.py", 'if k == "ids" and v.dtype.kind in "US":', 3,
+     "dtype kinds 'XXUSXX' still hold 'U' and 'S', and no dtype has kind 'X'"),
     ("hand_jax/mano.py", "return x * jnp.asarray(signs, dtype=x.dtype)", 0,
      "x / signs for x * signs: the signs are +-1"),
     ("hand_jax/mano.py", "_ARRAY_FIELDS = tuple(mano_pkl.field_shapes(0))", 0,

@@ -349,3 +349,16 @@ def test_antialiasing_supersamples_round_shrink_capped_at_four(shrink, n):
     if n > 1:  # and the rule matters: one sample per pixel gives another image
         plain = crop.warp_image(image, matrix, out_size=16)
         assert np.abs(plain - want).max() > 5
+
+
+def test_crop_sample_records_its_matrix_and_camera_rotation():
+    s = _sample_with_box(np.zeros((40, 40, 3), np.uint8), np.zeros((40, 40), bool), (5, 6, 20))
+    c = crop.crop_sample(s, out_size=16, rotation=0.3, scale=1.2)
+    matrix, R, K_crop = crop.crop_transform(s, out_size=16, rotation=0.3, scale=1.2)
+    c0, s0 = np.cos(0.3), np.sin(0.3)
+    np.testing.assert_allclose(
+        c["camera_rotation"], [[c0, -s0, 0], [s0, c0, 0], [0, 0, 1]], atol=1e-7
+    )
+    np.testing.assert_allclose(c["crop_matrix"], matrix, rtol=1e-6)
+    np.testing.assert_allclose(c["K"], K_crop, rtol=1e-6)
+    assert c["camera_rotation"].dtype == c["crop_matrix"].dtype == np.float32

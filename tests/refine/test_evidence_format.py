@@ -127,3 +127,12 @@ def test_mask_encodings(tmp_path, mask, want):
     evidence, *_ = refine_io.load_evidence(_write(tmp_path, _good(mask=masks)))
     assert evidence.mask.dtype == np.float32
     np.testing.assert_allclose(evidence.mask, np.stack([np.resize(want, (2, 2))] * N), rtol=1e-6)
+
+
+def test_text_ids_do_not_stop_the_check_of_the_keys_after_them(tmp_path):
+    arrays = {"ids": np.array(["a", "b"])} | _good(confidence=np.array([["x"] * 21] * N))
+    assert next(iter(arrays)) == "ids"  # written first, read first
+    path = _write(tmp_path, arrays)
+    with pytest.raises(refine_io.EvidenceError) as err:
+        refine_io.load_evidence(path)
+    assert str(err.value) == f"{path}: 'confidence' has dtype <U1, expected a numeric array"

@@ -88,7 +88,8 @@ def test_object_arrays_and_truncated_files_name_the_file(tmp_path, problem):
     np.savez(good, **_arrays(problem))
     cut = tmp_path / "cut.npz"
     cut.write_bytes(good.read_bytes()[:200])
-    with pytest.raises(refine_io.EvidenceError, match="cut.npz: not a readable npz"):
+    unreadable = "cut.npz: not a readable npz of refinement evidence"
+    with pytest.raises(refine_io.EvidenceError, match=unreadable):
         refine_io.load_evidence(str(cut))
 
 
