@@ -195,3 +195,13 @@ def test_rotation_6d_of_one_matrix_and_of_short_float32_vectors():
         rot.rotation_6d_to_matrix(raw),
         atol=1e-5,
     )
+
+
+def test_rodrigues_series_below_the_threshold_matches_the_closed_form():
+    theta_sq = np.array([1e-8, 1e-5, 5e-4, 9.99e-4])
+    t = np.sqrt(theta_sq)
+    with jax.enable_x64(True):
+        sinc, cosc = rotations._rodrigues_coefficients(jnp.asarray(theta_sq))
+    # the series' truncation error is below 1e-17 here; float64 closed forms are exact to ~1e-16
+    np.testing.assert_allclose(sinc, np.sin(t) / t, rtol=2e-15)
+    np.testing.assert_allclose(cosc, 0.5 * (np.sin(t / 2) / (t / 2)) ** 2, rtol=2e-15)
