@@ -104,3 +104,19 @@ def test_render_evidence_default_blur_is_half_a_square_pixel():
     np.testing.assert_array_equal(default.mask, half.mask)
     assert default.K is None
     np.testing.assert_array_equal(default.confidence, np.ones(21))
+
+
+def test_energy_terms_defaults_are_l2_at_one_square_pixel():
+    model = mano.make_model(**ref.model_kwargs(ref.make_synthetic_arrays(seed=0, num_verts=60)))
+    params = default_params(model)
+    seen = {}
+
+    def flat(verts_px, faces, *, image_size, sigma):
+        seen["sigma"] = sigma
+        return jnp.full(image_size, 0.25)
+
+    mask = np.zeros((8, 8), np.float32)
+    evidence = Evidence(np.zeros((21, 2), np.float32), np.zeros(21, np.float32), mask)
+    terms = energy.energy_terms(model, params, evidence, params, image_size=8, silhouette_fn=flat)
+    assert seen["sigma"] == 1.0
+    np.testing.assert_allclose(terms["silhouette"], 0.25**2, rtol=1e-6)  # L2, not BCE

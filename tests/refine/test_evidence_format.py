@@ -136,3 +136,8 @@ def test_text_ids_do_not_stop_the_check_of_the_keys_after_them(tmp_path):
     with pytest.raises(refine_io.EvidenceError) as err:
         refine_io.load_evidence(path)
     assert str(err.value) == f"{path}: 'confidence' has dtype <U1, expected a numeric array"
+
+
+def test_a_one_pixel_mask_is_a_mask(tmp_path):
+    evidence, *_ = refine_io.load_evidence(_write(tmp_path, _good(mask=np.full((N, 1, 1), 0.5))))
+    np.testing.assert_array_equal(evidence.mask, np.full((N, 1, 1), 0.5, np.float32))
