@@ -154,7 +154,9 @@ def _axes_with_ties():
     return np.concatenate([axes, np.where(axes == 0, 1e-6, axes)])
 
 
-@pytest.mark.parametrize("angle", [np.pi, np.pi - 1e-6, 2 * np.pi / 3, np.pi / 2, 1e-3])
+@pytest.mark.parametrize(
+    "angle", [np.pi, np.pi - 1e-6, 2.5, 2 * np.pi / 3, np.pi / 2 + 0.01, np.pi / 2, 1.0, 1e-3]
+)
 def test_matrix_to_quaternion_on_tied_and_half_turn_rotations(angle):
     """Shepperd's branch choice must stay exact where candidates tie or vanish (float64)."""
     axes = _axes_with_ties()

@@ -120,3 +120,10 @@ def test_energy_terms_defaults_are_l2_at_one_square_pixel():
     terms = energy.energy_terms(model, params, evidence, params, image_size=8, silhouette_fn=flat)
     assert seen["sigma"] == 1.0
     np.testing.assert_allclose(terms["silhouette"], 0.25**2, rtol=1e-6)  # L2, not BCE
+
+
+def test_default_weights_are_the_documented_ones():
+    # The defaults chosen on the validation split (BUILD.md, the refinement weight tables).
+    assert energy.DEFAULT_WEIGHTS == {
+        "keypoints": 1.0, "silhouette": 1.0, "shape": 1e-3, "pose": 1e-3, "proximity": 1e-3,
+    }  # fmt: skip
