@@ -127,3 +127,17 @@ def test_default_weights_are_the_documented_ones():
     assert energy.DEFAULT_WEIGHTS == {
         "keypoints": 1.0, "silhouette": 1.0, "shape": 1e-3, "pose": 1e-3, "proximity": 1e-3,
     }  # fmt: skip
+
+
+def test_evidence_is_usable_needs_one_confident_keypoint_or_one_known_pixel():
+    kp, nan_mask = np.zeros((21, 2), np.float32), np.full((4, 4), np.nan, np.float32)
+    conf = np.zeros(21, np.float32)
+    one_kp = conf.copy()
+    one_kp[4] = 0.5
+    one_pixel = nan_mask.copy()
+    one_pixel[1, 2] = 0.0
+    usable = lambda c, m: bool(energy.evidence_is_usable(Evidence(kp, c, m)))  # noqa: E731
+    assert not usable(conf, nan_mask)
+    assert usable(one_kp, nan_mask)
+    assert usable(conf, one_pixel)
+    assert not usable(np.full(21, np.nan, np.float32), nan_mask)
