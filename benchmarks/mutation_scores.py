@@ -13,7 +13,9 @@ unchanged function's test compile once (about 3x faster test files on the 2-core
 A rerun resumes: the copy's ``tests/`` is refreshed from HEAD, killed mutants stay killed and
 only survivors and untested mutants run again. The score counts killed, timed-out and
 "suspicious" (killed, but slowly) mutants over all mutants less the equivalent ones listed in
-EQUIVALENT (a mutant that cannot change behaviour, with the reason).
+EQUIVALENT (benchmarks/mutation_equivalents.py: mutants that cannot change behaviour, with
+the reason). Each group's mutmut cache is saved in benchmarks/mutation_state/ after a run:
+a fresh checkout resumes from it, and ``--report_only`` prints the table from it.
 """
 
 import argparse
@@ -27,6 +29,7 @@ import sys
 import tempfile
 
 import mutmut
+from mutation_equivalents import EQUIVALENT  # this script's folder is on sys.path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -64,178 +67,6 @@ GROUPS = {
          "tests/refine/test_job_hardening.py"],
     ),
 }  # fmt: skip
-
-# (file, the mutated line as written in the source, stripped; mutmut's index on that line): why
-# the mutant cannot change behaviour. Kept small and specific: a listed line that changes stops
-# matching and its mutants count again.
-_DIAG = (
-    "diag = jnp.stack([1 + trace, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22],"
-    " -1)"
-)
-
-# fmt: off
-_EQUIVALENT = [
-    ("hand_jax/losses.py", "_EPS = 1e-12", 0,
-     "safe-norm epsilon 2e-12: a norm changes by < 1e-6"),
-    ("hand_jax/data/crop.py", "points = points[np.all(np.isfinite(points), axis=-1)]", 0,
-     "axis=+1 is axis=-1 on the [N, 2] points"),
-    ("hand_jax/data/crop.py", "if sin < 1e-12:", 0,
-     "<= at the zero-axis threshold: both branches give the identity to 1e-12 there"),
-    ("hand_jax/data/crop.py", "if sin < 1e-12:", 1,
-     "a 2e-12 zero-axis threshold: both branches give the identity to 1e-12 there"),
-    ("hand_jax/data/crop.py",
-     "cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])", 1,
-     "k[2] is exactly 0 (the axis is ray x +z), so its sign cannot matter"),
-    ("hand_jax/data/crop.py", "flat = src.reshape(src.shape[0], src.shape[1], -1)", 3,
-     "numpy reads any negative size in reshape as the unknown one: -2 is -1"),
-    ("hand_jax/data/crop.py",
-     "grid = (np.arange(out_size)[:, None] + offsets[None, :]).reshape(-1)  # [S * n]", 2,
-     "numpy reads any negative size in reshape as the unknown one: -2 is -1"),
-    ("hand_jax/data/crop.py",
-     "out = out.reshape(out_size, n, out_size, n, -1).mean(axis=(1, 3))", 1,
-     "numpy reads any negative size in reshape as the unknown one: -2 is -1"),
-    ("hand_jax/data/crop.py", "return np.clip(np.rint(x), 0, 255).astype(np.uint8)", 1,
-     "clip at 256: bilinear averages of uint8 images never exceed 255"),
-    ("hand_jax/data/crop.py",
-     "n = int(min(4, np.ceil(shrink - 0.5))) if antialias and shrink > 1.5 else 1", 3,
-     ">= 1.5: at a shrink of exactly 1.5 both rules give one sample (ceil(1.0) = 1)"),
-    ("hand_jax/render/soft.py", "if verts_px.ndim != 2 or verts_px.shape[-1] not in (2, 3):", 2,
-     "shape[+1] is shape[-1] once ndim == 2 has been checked"),
-    ("hand_jax/render/soft.py", "if faces.ndim != 2 or faces.shape[-1] != 3 or not "
-     "jnp.issubdtype(faces.dtype, jnp.integer):", 2,
-     "shape[+1] is shape[-1] once ndim == 2 has been checked"),
-    ("hand_jax/render/soft.py", "if verts_px.shape[-1] == 3:", 0,
-     "shape[+1] is shape[-1] once ndim == 2 has been checked"),
-    ("hand_jax/render/soft.py", "z = tri[..., 2]", 0,
-     "tri[..., 3] on a last axis of 3: JAX clamps a static out-of-range index to 2"),
-    ("hand_jax/render/soft.py", "valid &= jnp.all(z > near, axis=-1)", 3,
-     "axis=+1 is axis=-1 on the [F, 3] depths"),
-    ("hand_jax/render/soft.py", "chunk: int = 1024,", 0,
-     "the chunk only splits the work: every chunk size gives the same image"),
-    ("hand_jax/render/soft.py", "closer = cur[0] < best[0]", 1,
-     "on a tie of two edges' distances either is a valid subgradient; at a shared end point "
-     "both give the same one"),
-    ("hand_jax/render/soft.py",
-     "best = tuple(jnp.where(closer, c, b) for c, b in zip(cur, best, strict=True))", 0,
-     "strict=False: the two tuples always have five members"),
-    ("hand_jax/render/soft.py",
-     "c = -2.0 * g_x * sign / sigma  # d d2 / d a = -2 (1 - t) r,  d d2 / d b = -2 t r", 3,
-     "g_x / sign for g_x * sign: sign is +-1"),
-    ("hand_jax/mano.py", "ids = tuple(int(i) for i in np.asarray(tips).reshape(-1))", 1,
-     "numpy reads any negative size in reshape as the unknown one: -2 is -1"),
-    ("hand_jax/mano.py",
-     'fields = {k: jnp.asarray(v, dtype=float) for k, v in a.items() if k != "faces"}', 1,
-     "faces converted to float are overwritten by the int32 faces on the next line"),
-    ("hand_jax/geometry/rotations.py", _DIAG, 0,
-     "a diagonal term raised by 1 wins only if it is >= max - 1 >= 1/3 (the four sum to 4): "
-     "the branch it picks is still well conditioned"),
-    ("hand_jax/geometry/rotations.py", _DIAG, 2,
-     "a diagonal term raised by 1 wins only if it is >= max - 1 >= 1/3 (the four sum to 4): "
-     "the branch it picks is still well conditioned"),
-    ("hand_jax/geometry/rotations.py", _DIAG, 6,
-     "a diagonal term raised by 1 wins only if it is >= max - 1 >= 1/3 (the four sum to 4): "
-     "the branch it picks is still well conditioned"),
-    ("hand_jax/geometry/rotations.py", _DIAG, 10,
-     "a diagonal term raised by 1 wins only if it is >= max - 1 >= 1/3 (the four sum to 4): "
-     "the branch it picks is still well conditioned"),
-    ("hand_jax/geometry/rotations.py",
-     "q = jnp.take_along_axis(candidates, best[..., None, None], axis=-2)[..., 0, :]", 2,
-     "[..., 1, :] on an axis of 1: JAX clamps the index to 0"),
-    ("hand_jax/mano.py", "feature_signs = np.tile(np.outer(m, m).reshape(-1), NUM_JOINTS - 1)", 1,
-     "numpy reads any negative size in reshape as the unknown one: -2 is -1"),
-    ("hand_jax/mano.py", "posedirs=_signed(model.posedirs, m[:, None] * feature_signs),", 0,
-     "m / feature_signs for m * feature_signs: the signs are +-1"),
-    ("hand_jax/geometry/rotations.py", "return jnp.where(q[..., :1] < 0, -q, q)", 1,
-     "<= 0 also negates a w = 0 quaternion (a half turn): q and -q are both on the edge of the "
-     "w >= 0 hemisphere"),
-    ("hand_jax/geometry/rotations.py",
-     "q = jnp.where(quaternion[..., :1] < 0, -quaternion, quaternion)", 1,
-     "<= 0 also negates a half turn: angle pi about the negated axis is the same rotation"),
-    ("hand_jax/geometry/rotations.py", "small = n_sq < _SMALL_ANGLE_SQ", 0,
-     "<= at the series threshold, where series and closed form agree to 1e-16"),
-    ("hand_jax/geometry/rotations.py", "small = theta_sq < _SMALL_ANGLE_SQ", 0,
-     "<= at the series threshold, where series and closed form agree to 1e-16"),
-    ("hand_jax/mano.py",
-     'version = _scalar(d, "format_version", path, "iu", "an integer scalar")', 1,
-     "dtype kinds 'XXiuXX' still hold 'i' and 'u', and no dtype has kind 'X'"),
-    ("hand_jax/geometry/kinematics.py", "@functools.lru_cache(maxsize=64)", 0,
-     "a cache of 65 trees instead of 64"),
-    ("hand_jax/geometry/kinematics.py", "@functools.lru_cache(maxsize=64)", 1,
-     "no cache: the levels are recomputed, equal"),
-    ("hand_jax/geometry/kinematics.py", "depth = [-1] * num", 1,
-     "-2 marks an unvisited joint as well as -1 (the test is depth < 0)"),
-    ("hand_jax/geometry/kinematics.py", "while k != -1 and depth[k] < 0:", 3,
-     "<= 0 revisits depth-0 roots, which get depth 0 again"),
-    ("hand_jax/geometry/kinematics.py", "while k != -1 and depth[k] < 0:", 4,
-     "< 1 is <= 0 on integers: roots are revisited and get depth 0 again"),
-    ("hand_jax/geometry/rotations.py", "eps = jnp.finfo(rot6d.dtype).eps ** 2", 1,
-     "a degenerate-vector floor of eps^3 instead of eps^2: both only guard |a| ~ 0"),
-    ("hand_jax/mano.py", 'side = _scalar(d, "side", path, "U", f"one of {SIDES}")', 1,
-     "dtype kinds 'XXUXX' still hold 'U', and no dtype has kind 'X'"),
-    ("hand_jax/mano.py", 'if tips.dtype.kind not in "iu":', 1,
-     "dtype kinds 'XXiuXX' still hold 'i' and 'u', and no dtype has kind 'X'"),
-    ("hand_jax/geometry/kinematics.py",
-     "return m[..., 0] * v[..., 0:1] + m[..., 1] * v[..., 1:2] + m[..., 2] * v[..., 2:3]", 13,
-     "the slice 2:4 of an axis of 3 is 2:3"),
-    ("hand_jax/geometry/kinematics.py", "flat = dirs.reshape(-1, dirs.shape[-1])  # [3 V, N]", 1,
-     "reshape reads any negative size as the unknown one: -2 is -1"),
-    ("hand_jax/geometry/kinematics.py", "prev_pos = {}", 0,
-     "the first level (the roots) never reads prev_pos"),
-    ("hand_jax/refine/energy.py",
-     "kp_ok = jnp.all(jnp.isfinite(evidence.keypoints_2d), axis=-1) & jnp.isfinite(", 0,
-     "axis=+1 is axis=-1 on the [21, 2] keypoints"),
-    ("hand_jax/refine/io.py", 'if k == "ids" and v.dtype.kind in "US":', 3,
-     "dtype kinds 'XXUSXX' still hold 'U' and 'S', and no dtype has kind 'X'"),
-    ("hand_jax/render/soft.py", "if not isinstance(capacity, int) or capacity <= 0:", 1,
-     "capacity 0 is then refused by binning.bin_faces with the same message"),
-    ("hand_jax/geometry/rotations.py",
-     "sinc_series = 1.0 - theta_sq / 6.0 + sq2 / 120.0 - sq3 / 5040.0", 9,
-     "5041 for 5040 changes the series by < 4e-17 below the threshold: under float64's eps"),
-    ("hand_jax/geometry/rotations.py",
-     "cosc_series = 0.5 - theta_sq / 24.0 + sq2 / 720.0 - sq3 / 40320.0", 9,
-     "40321 for 40320 changes the series by < 1e-17 below the threshold: under float64's eps"),
-    ("hand_jax/refine/energy.py", "verts_px = verts_px.at[:, :2].multiply(factor)", 0,
-     "also scaling the depth column by M / S > 0: the rasterizer only uses its sign (near = 0)"),
-    ("hand_jax/refine/energy.py",
-     "return sum(jnp.sum((x - y) ** 2) for x, y in zip(a, b, strict=True))", 3,
-     "strict=False: both are HandParams of four fields"),
-    ("hand_jax/refine/energy.py",
-     "silhouette_fn=silhouette_fn, mask_size=evidence.mask.shape[-1],", 0,
-     "shape[+1] of a square [M, M] mask is shape[-1]"),
-    ("hand_jax/refine/energy.py",
-     "silhouette_fn=silhouette_fn, mask_size=evidence.mask.shape[-1],", 1,
-     "shape[-2] of a square [M, M] mask is shape[-1]"),
-    ("hand_jax/refine/io.py", 'if v.dtype.kind not in "biuf":', 1,
-     "dtype kinds 'XXbiufXX' still hold b, i, u and f, and no dtype has kind 'X'"),
-    ("hand_jax/refine/io.py", "same = zip(shape, value.shape, strict=False)", 0,
-     "strict=True: the lengths are compared (ndim) before the zip is consumed"),
-    ("hand_jax/refine/io.py", "if mask.shape[1] != mask.shape[2] or mask.shape[1] < 1:", 3,
-     "shape[2] is shape[1] once they were found equal"),
-    ("hand_jax/geometry/kinematics.py", "x, y, z = verts[0:1], verts[1:2], verts[2:3]", 5,
-     "the slice 2:4 of an axis of 3 is 2:3"),
-    ("hand_jax/geometry/kinematics.py",
-     "return blended[0:3] * x + blended[3:6] * y + blended[6:9] * z + blended[9:12]", 13,
-     "the slice 9:13 of an axis of 12 is 9:12"),
-    ("hand_jax/refine/energy.py",
-     "kp_err = jnp.sum((kp2d - kp) ** 2, axis=-1) / float(image_size) ** 2", 3,
-     "axis=+1 is axis=-1 on the [21, 2] keypoints"),
-    ("hand_jax/mano.py", "return x * jnp.asarray(signs, dtype=x.dtype)", 0,
-     "x / signs for x * signs: the signs are +-1"),
-    ("hand_jax/mano.py", "_ARRAY_FIELDS = tuple(mano_pkl.field_shapes(0))", 0,
-     "field_shapes(1): only the keys are used, and they do not depend on V"),
-    ("hand_jax/mano.py", 'num_verts = property(lambda self: self.v_template.shape[0], doc="V")', 2,
-     "a property's docstring"),
-    ("hand_jax/mano.py", 'num_betas = property(lambda self: self.shapedirs.shape[-1], doc="S")', 3,
-     "a property's docstring"),
-    ("hand_jax/geometry/rotations.py",
-     "tiny = norm_sq < jnp.finfo(quaternion.dtype).tiny * 1e4", 0,
-     "<= at the zero-quaternion threshold (1e4 x the smallest normal float)"),
-    ("hand_jax/geometry/rotations.py",
-     "tiny = norm_sq < jnp.finfo(quaternion.dtype).tiny * 1e4", 2,
-     "a zero-quaternion threshold of 10001 x the smallest normal float instead of 1e4"),
-]
-# fmt: on
-EQUIVALENT = {(f, line, i): why for f, line, i, why in _EQUIVALENT}
 
 KILLED = ("ok_killed", "bad_timeout", "ok_suspicious")
 ENV = {
