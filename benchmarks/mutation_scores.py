@@ -145,7 +145,10 @@ def run_group(group: str, work_dir: str, retry: bool) -> int:
     # mutmut 2 counts only exit status 1 as a kill: a mutant that breaks an import (pytest's 2)
     # would count as a survivor, so every failure becomes 1 (``sh -c``: mutmut runs the baseline
     # without a shell and the mutants with one).
-    pytest = " ".join([sys.executable, "-m", "pytest", "-x", "-q", "--ff", *tests])
+    # -o addopts= drops the project's -m 'not slow': slow tests of these files kill mutants too.
+    pytest = " ".join(
+        [sys.executable, "-m", "pytest", "-o", "addopts=", "-x", "-q", "--ff", *tests]
+    )
     runner = f"sh -c '{pytest} || exit 1'"
     cmd = ["mutmut", "run", "--paths-to-mutate", ",".join(sources), "--runner", runner]
     print(f"[{group}] {' '.join(cmd[:4])} (in {copy})", flush=True)

@@ -100,13 +100,15 @@ def test_wrong_shapes_and_too_many_betas_are_named(kwargs):
 
 
 def test_outputs_take_the_dtype_of_the_inputs(kwargs):
+    # Traced abstractly (jax.eval_shape): dtypes propagate exactly as in a real call.
     with jax.enable_x64(True):
         model = mano.make_model(**kwargs)  # float64 arrays
         for dtype in (jnp.float32, jnp.float64):
-            out = mano.forward(model, jnp.full(48, 0.1, dtype), jnp.zeros(3, dtype))
+            args = (jnp.full(48, 0.1, dtype), jnp.zeros(3, dtype))
+            out = jax.eval_shape(mano.forward, model, *args)
             assert out.verts.dtype == out.joints.dtype == out.keypoints.dtype == dtype
         rotmats = jnp.tile(jnp.eye(3, dtype=jnp.int32), (16, 1, 1))  # integer input: default float
-        out = mano.forward_rotmats(model, rotmats, jnp.zeros(3, jnp.int32))
+        out = jax.eval_shape(mano.forward_rotmats, model, rotmats, jnp.zeros(3, jnp.int32))
         assert out.verts.dtype == jnp.float64
 
 

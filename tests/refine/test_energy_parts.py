@@ -75,6 +75,7 @@ def test_evidence_defaults_to_the_weak_perspective_camera():
     assert Evidence(1, 2, 3).K is None
 
 
+@pytest.mark.slow  # eager MANO on first use: 7 s (in the mutation runs, which include slow)
 @pytest.mark.parametrize("mask_size", [16, 32])
 def test_a_coarser_mask_renders_the_silhouette_at_its_own_scale(mask_size):
     """Pixel coordinates scale by M / S when the mask (M) is coarser than the crop (S = 32);
@@ -96,14 +97,19 @@ def test_a_coarser_mask_renders_the_silhouette_at_its_own_scale(mask_size):
     np.testing.assert_allclose(kp2d, want_kp, rtol=1e-6)
 
 
-def test_render_evidence_default_blur_is_half_a_square_pixel():
+def test_render_evidence_default_blur_is_half_a_square_pixel(monkeypatch):
     model = mano.make_model(**ref.model_kwargs(ref.make_synthetic_arrays(seed=0, num_verts=60)))
-    params = default_params(model)
-    default = energy.render_evidence(model, params, image_size=16)
-    half = energy.render_evidence(model, params, image_size=16, sigma=0.5)
-    np.testing.assert_array_equal(default.mask, half.mask)
-    assert default.K is None
-    np.testing.assert_array_equal(default.confidence, np.ones(21))
+    seen = {}
+
+    def record(verts_px, faces, *, image_size, sigma):
+        seen["sigma"] = sigma
+        return jnp.full(image_size, 0.5)
+
+    monkeypatch.setattr(energy.render, "soft_silhouette", record)
+    evidence = energy.render_evidence(model, default_params(model), image_size=16)
+    assert seen["sigma"] == 0.5 and evidence.K is None
+    np.testing.assert_array_equal(evidence.mask, np.full((16, 16), 0.5))
+    np.testing.assert_array_equal(evidence.confidence, np.ones(21))
 
 
 def test_energy_terms_defaults_are_l2_at_one_square_pixel():

@@ -233,8 +233,8 @@ def test_bad_inputs_raise():
 
 def test_capacity_one_is_rounded_up_to_a_chunk():
     verts, faces = random_mesh(np.random.default_rng(3), 2, 8, size=3.0)
-    one = soft.soft_silhouette(verts, faces, image_size=8, capacity=1, chunk=64, tile_size=8)
-    np.testing.assert_allclose(one, soft.soft_silhouette(verts, faces, image_size=8), atol=1e-6)
+    one = _silhouette(8, capacity=1, chunk=64, tile_size=8)(verts, faces)
+    np.testing.assert_allclose(one, _silhouette(8)(verts, faces), atol=1e-6)
 
 
 def test_traced_sigma_capacity_is_sized_for_four_square_pixels():
@@ -283,5 +283,5 @@ def test_blur_margin_is_where_the_coverage_falls_to_tol(sigma, tol):
 
 def test_default_sigma_is_one_square_pixel():
     verts, faces = random_mesh(np.random.default_rng(11), 6, 16, size=4.0)
-    alpha = soft.soft_silhouette(verts, faces, image_size=16, tol=EXACT)
+    alpha = _silhouette(16, tol=EXACT)(verts, faces)
     np.testing.assert_allclose(alpha, ref.soft_silhouette(verts, faces, 16, 16, 1.0), atol=1e-5)
