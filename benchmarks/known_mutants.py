@@ -14,6 +14,8 @@ import sys
 import tempfile
 import time
 
+from mutation_scores import _git_files as copy_head  # this script's folder is on sys.path
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # name: (file, original text, mutated text, test files)
@@ -70,18 +72,11 @@ MUTANTS = {
 }  # fmt: skip
 
 
-def _copy_repo(dest: str) -> None:
-    archive = subprocess.run(
-        ["git", "-C", ROOT, "archive", "HEAD"], capture_output=True, check=True
-    )
-    subprocess.run(["tar", "-x", "-C", dest], input=archive.stdout, check=True)
-
-
 def run_mutant(name: str) -> tuple[str, float]:
     """Apply one mutant in a fresh copy and run its tests; 'killed' or 'SURVIVED'."""
     path, old, new, tests = MUTANTS[name]
     with tempfile.TemporaryDirectory() as tmp:
-        _copy_repo(tmp)
+        copy_head(tmp, [])
         target = os.path.join(tmp, path)
         with open(target) as f:
             text = f.read()
