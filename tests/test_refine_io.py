@@ -61,6 +61,36 @@ def test_quaternion_multiply_matches_matrix_product():
     )
 
 
+def _hamilton(a, b):
+    """The Hamilton product written out term by term (plain numpy)."""
+    w1, x1, y1, z1 = a
+    w2, x2, y2, z2 = b
+    return np.array([
+        w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
+        w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+        w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+    ])  # fmt: skip
+
+
+@pytest.mark.parametrize("batch", [(), (3,), (2, 3)])
+def test_quaternion_multiply_is_the_hamilton_product_for_any_batch(batch):
+    rng = np.random.default_rng(5)
+    q1, q2 = rng.normal(size=(2, *batch, 4))  # not unit: the product is bilinear
+    got = np.asarray(refine_io.quaternion_multiply(q1, q2))
+    want = np.apply_along_axis(
+        lambda ab: _hamilton(ab[:4], ab[4:]), -1, np.concatenate([q1, q2], -1)
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_random_quaternions_are_unit_and_within_the_angle():
+    q = np.asarray(refine_io._random_quaternion(jax.random.key(1), 500, 0.6))
+    np.testing.assert_allclose(np.linalg.norm(q, axis=-1), 1.0, rtol=1e-5)
+    angle = 2 * np.arctan2(np.linalg.norm(q[:, 1:], axis=-1), q[:, 0])
+    assert angle.max() <= 0.6 + 1e-5 and angle.max() > 0.5  # spans the range, not beyond
+
+
 def test_perspective_evidence_without_initial_params(tmp_path, model):
     f = 1.5 * SIZE
     K = np.array([[f, 0, SIZE / 2], [0, f, SIZE / 2], [0, 0, 1]], np.float32)

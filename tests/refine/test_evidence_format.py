@@ -141,3 +141,35 @@ def test_text_ids_do_not_stop_the_check_of_the_keys_after_them(tmp_path):
 def test_a_one_pixel_mask_is_a_mask(tmp_path):
     evidence, *_ = refine_io.load_evidence(_write(tmp_path, _good(mask=np.full((N, 1, 1), 0.5))))
     np.testing.assert_array_equal(evidence.mask, np.full((N, 1, 1), 0.5, np.float32))
+
+
+def test_duplicate_ids_message_lists_only_repeated_ids_and_at_most_five(tmp_path):
+    # 14 rows: six ids written twice, two written once.
+    ids = np.array(list("fedcba") * 2 + ["y", "z"])
+    arrays = {k: np.resize(v, (len(ids), *v.shape[1:])) for k, v in _good().items()}
+    path = _write(tmp_path, arrays | {"ids": ids})
+    with pytest.raises(refine_io.EvidenceError) as err:
+        refine_io.load_evidence(path)
+    assert str(err.value) == f"{path}: 'ids' are not unique (e.g. ['a', 'b', 'c', 'd', 'e'])"
+
+
+def test_save_evidence_writes_every_field_and_never_overwrites(tmp_path):
+    rng = np.random.default_rng(2)
+    arrays = _good(K=np.tile(np.eye(3), (N, 1, 1)))
+    evidence = refine_io.Evidence(**{k: arrays[k] for k in refine_io.Evidence._fields})
+    params = refine_io.HandParams(**{k: rng.normal(size=v.shape) for k, v in PARAMS.items()})
+    images = rng.integers(0, 256, (N, 8, 8, 3)).astype(np.int64)  # saved as uint8
+    path = tmp_path / "saved.npz"
+    refine_io.save_evidence(path, evidence, init_params=params, images=images, ids=["p", "q"])
+    with np.load(path) as f:
+        assert sorted(f.files) == sorted([*arrays, *PARAMS, "image", "ids"])
+        assert f["image"].dtype == np.uint8
+        np.testing.assert_array_equal(f["image"], images)
+        np.testing.assert_array_equal(f["ids"], ["p", "q"])
+        for key, value in (arrays | params._asdict()).items():
+            np.testing.assert_array_equal(f[key], value, err_msg=key)
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError) as err:
+        refine_io.save_evidence(path, evidence)
+    assert str(err.value) == f"{path}: exists; refusing to overwrite"
+    assert path.read_bytes() == before
