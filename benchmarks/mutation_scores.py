@@ -50,7 +50,10 @@ GROUPS = {
         ["tests/test_mano_args.py", "tests/test_mano.py", "tests/test_mano_files.py",
          "tests/test_mano_pkl.py"],
     ),
-    "mano_pkl": (["hand_jax/mano_pkl.py"], ["tests/test_mano_pkl.py", "tests/test_mano_files.py"]),
+    "mano_pkl": (
+        ["hand_jax/mano_pkl.py"],
+        ["tests/test_mano_pkl_standins.py", "tests/test_mano_pkl.py", "tests/test_mano_files.py"],
+    ),
     "refine_energy": (
         ["hand_jax/refine/energy.py"],
         ["tests/refine/test_energy_parts.py", "tests/refine/test_energy_reference.py"],
