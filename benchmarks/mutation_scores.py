@@ -52,7 +52,7 @@ GROUPS = {
     ),
     "mano_pkl": (
         ["hand_jax/mano_pkl.py"],
-        ["tests/test_mano_pkl_standins.py", "tests/test_mano_pkl.py", "tests/test_mano_files.py"],
+        ["tests/test_mano_pkl_standins.py", "tests/test_mano_files.py", "tests/test_mano_pkl.py"],
     ),
     "refine_energy": (
         ["hand_jax/refine/energy.py"],
