@@ -207,3 +207,35 @@ def test_rodrigues_series_below_the_threshold_matches_the_closed_form():
     # the series' truncation error is below 1e-17 here; float64 closed forms are exact to ~1e-16
     np.testing.assert_allclose(sinc, np.sin(t) / t, rtol=2e-15)
     np.testing.assert_allclose(cosc, 0.5 * (np.sin(t / 2) / (t / 2)) ** 2, rtol=2e-15)
+
+
+def _numpy_quaternion_matrix(q):
+    """Rotation matrix of a unit quaternion (w, x, y, z), closed form."""
+    w, x, y, z = q
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ])  # fmt: skip
+
+
+def test_matrix_to_quaternion_never_divides_by_a_vanishing_component():
+    """Shepperd's method must build q from its largest component: here one component is 1e-7,
+    one is 0 and two are about 0.7, so a branch score that misjudges which is largest (a sign
+    slip in its formula) picks the tiny one and loses about 1e-10 of accuracy (float64)."""
+    eps, half = 1e-7, np.sqrt((1 - 1e-14) / 2)
+    quats = []
+    for tiny in range(1, 4):
+        for zero in range(4):
+            others = [k for k in range(4) if k not in (tiny, zero)]
+            for sign in (1.0, -1.0):
+                q = np.zeros(4)
+                q[tiny], q[others[0]], q[others[1]] = eps, half, sign * half
+                quats.append(q * (-1.0 if q[0] < 0 else 1.0))
+    quats = np.stack(quats)
+    with jax.enable_x64(True):
+        mats = jnp.asarray(np.stack([_numpy_quaternion_matrix(q) for q in quats]))
+        got = np.array(rot.matrix_to_quaternion(mats))
+    # w = 0 for some: q and -q are then both on the hemisphere's edge
+    got *= np.where(np.sum(got * quats, axis=1, keepdims=True) < 0, -1.0, 1.0)
+    np.testing.assert_allclose(got, quats, atol=1e-13, rtol=0)
