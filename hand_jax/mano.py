@@ -121,7 +121,7 @@ def resolve_tips(tips, num_verts: int) -> tuple[int, ...]:
         return TIP_PRESETS[tips]
     ids = tuple(int(i) for i in np.asarray(tips).reshape(-1))
     if len(ids) != 5 or min(ids) < 0 or max(ids) >= num_verts:
-        raise ValueError(f"tips={tips!r}: expected 5 vertex ids in [0, {num_verts})")
+        raise ValueError(f"tips={ids}: expected 5 vertex ids in [0, {num_verts})")
     return ids
 
 

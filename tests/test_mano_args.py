@@ -154,3 +154,52 @@ def test_load_model_refusals_and_the_default_hand_sides(tmp_path):
     right, left = mano.load_model(), mano.load_model(side="left")
     assert right.side == "right" and left.side == "left"
     np.testing.assert_allclose(left.v_template[:, 0], -right.v_template[:, 0])
+
+
+def _save(tmp_path, model, name="hand.npz", **change):
+    path = tmp_path / name
+    mano.save_npz(model, path)
+    with np.load(path) as f:
+        data = {k: f[k] for k in f.files}
+    np.savez(path, **{k: v for k, v in (data | change).items() if v is not None})
+    return path
+
+
+def test_npz_loader_messages_are_exact(tmp_path, kwargs):
+    model = mano.make_model(**kwargs)
+    path = _save(tmp_path, model)
+    with np.load(path) as f:
+        assert str(f["source"]) == "unspecified"  # the default provenance line
+    assert mano.load_model(path).side == "right"
+    _raises(f"{path} holds a right hand but side='left' was requested; pass side='right' (or "
+            "mirror_model the loaded model)", mano.load_model, path, side="left")  # fmt: skip
+    path = _save(tmp_path, model, "v2.npz", format_version=np.int64(2))
+    _raises(f"{path}: format_version 2, expected 1", mano.load_model, path)
+    path = _save(tmp_path, model, "nofaces.npz", faces=None)
+    _raises(f"{path}: missing key 'faces' (see BUILD.md for the npz layout)", mano.load_model, path)
+    path = _save(tmp_path, model, "tips.npz", tip_ids=np.array([0, 1, 2, 3, 100], np.int32))
+    _raises(f"{path}: tips=(0, 1, 2, 3, 100): expected 5 vertex ids in [0, 100)",
+            mano.load_model, path)  # fmt: skip
+
+
+def test_pkl_loader_wraps_model_errors_with_the_path(tmp_path, kwargs):
+    import pickle
+
+    arrays = ref.make_synthetic_arrays(seed=0, num_verts=100)
+    path = tmp_path / "MANO_RIGHT.pkl"
+    path.write_bytes(pickle.dumps(ref.mano_pkl_dict(arrays), protocol=2))
+    _raises(f"{path}: tips=(0, 1, 2, 3, 100): expected 5 vertex ids in [0, 100)",
+            mano.load_model, path, tips=(0, 1, 2, 3, 100))  # fmt: skip
+
+
+def test_fix_left_shapedirs_uses_the_right_model_when_given(kwargs):
+    # A first shape component that scales the centred template: the heuristic sees no defect.
+    v = np.asarray(kwargs["v_template"], np.float64)
+    shapedirs = np.array(kwargs["shapedirs"], np.float64)
+    shapedirs[:, :, 0] = v - v.mean(0)
+    left = mano.make_model(**kwargs | {"shapedirs": shapedirs, "side": "left"})
+    assert mano.fix_left_shapedirs(left) is left
+    # The same x components as the right model's: the comparison with it sees the defect.
+    fixed = mano.fix_left_shapedirs(left, right=left)
+    np.testing.assert_allclose(fixed.shapedirs[:, 0], -shapedirs[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(fixed.shapedirs[:, 1:], shapedirs[:, 1:], rtol=1e-6)
