@@ -81,7 +81,7 @@ class TransposeStandIn(_StandIn):
 class SparseStandIn(_StandIn):
     """Stands in for a scipy sparse matrix (csc, csr or coo) pickled by any scipy version."""
 
-    format = "csc"
+    format: str  # set by each subclass
 
     def resolve(self, where):
         s = self.state

@@ -45,6 +45,40 @@ def test_nested_standins_resolve_inside_out():
     np.testing.assert_array_equal(transpose.resolve("w"), [[0, 3], [1, 4], [2, 5]])
     default_axes = _standin(mano_pkl.TransposeStandIn, {"a": reshape})
     np.testing.assert_array_equal(default_axes.resolve("w"), [[0, 3], [1, 4], [2, 5]])
+    cube = np.arange(24.0).reshape(2, 3, 4)
+    axes = _standin(mano_pkl.TransposeStandIn, {"a": cube, "axes": (1, 0, 2)})
+    want = [[cube[i, j] for i in range(2)] for j in range(3)]  # [j][i][k] = cube[i][j][k]
+    np.testing.assert_array_equal(axes.resolve("w"), want)
+
+
+DENSE = np.array([[0.0, 2.0, 0.0], [1.5, 0.0, 0.0], [0.0, 0.0, -3.0], [0.0, 4.0, 0.0]])
+ROWS, COLS = np.nonzero(DENSE)  # row-major order
+BY_COL = np.lexsort((ROWS, COLS))  # column-major order
+
+
+def _indptr(major, n_major):
+    """indptr of entries sorted by their ``major`` index (plain counting)."""
+    return np.array([np.sum(major < k) for k in range(n_major + 1)])
+
+
+SPARSE_STATES = [
+    # scipy >= 1.8 pickles the shape as ``_shape``, older versions as ``shape``
+    (mano_pkl.CscStandIn, "_shape", lambda: dict(
+        data=DENSE[ROWS[BY_COL], COLS[BY_COL]], indices=ROWS[BY_COL],
+        indptr=_indptr(COLS[BY_COL], 3))),
+    (mano_pkl.CsrStandIn, "shape", lambda: dict(
+        data=DENSE[ROWS, COLS], indices=COLS, indptr=_indptr(ROWS, 4))),
+    (mano_pkl.CooStandIn, "shape", lambda: dict(data=DENSE[ROWS, COLS], row=ROWS, col=COLS)),
+    (mano_pkl.CooStandIn, "_shape", lambda: dict(data=DENSE[ROWS, COLS], coords=(ROWS, COLS))),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("cls, shape_key, state", SPARSE_STATES)
+def test_sparse_standins_resolve_to_the_dense_matrix(cls, shape_key, state):
+    obj = _standin(cls, state() | {shape_key: (4, 3)})
+    got = obj.resolve("J_regressor")
+    assert got.shape == (4, 3)
+    np.testing.assert_array_equal(got, DENSE)
 
 
 MISSING = [
