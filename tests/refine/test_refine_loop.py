@@ -10,7 +10,7 @@ import numpy as np
 import optax
 import pytest
 
-from hand_jax.params import HandParams
+from hand_jax.params import HandParams, precondition
 from hand_jax.refine import optimize
 from hand_jax.refine.energy import Evidence
 
@@ -129,3 +129,52 @@ def test_valid_inputs_pass_and_unknown_weights_are_named():
     optimize._check_inputs(HandParams(*map(jnp.asarray, params)), evidence)
     with pytest.raises(ValueError, match=r"^weights: unknown keys \['mu'\]; expected \["):
         optimize.make_energy_fn(image_size=32, weights={"mu": 1.0})
+
+
+def _tiny_problem():
+    from hand_jax import mano
+    from tests import mano_reference as ref
+
+    model = mano.make_model(**ref.model_kwargs(ref.make_synthetic_arrays(seed=0, num_verts=100)))
+    init = HandParams(jnp.array([[1.0, 0, 0, 0]]), jnp.zeros((1, 45)), jnp.zeros((1, 10)),
+                      jnp.array([[1.0, 0.0, 0.0]]))  # fmt: skip
+    evidence = Evidence(jnp.zeros((1, 21, 2)), jnp.ones((1, 21)), jnp.zeros((1, 8, 8)))
+    return model, init, evidence
+
+
+def _recording_silhouette(calls):
+    def silhouette(verts, faces, *, image_size, sigma):
+        calls.append(sigma)
+        return jnp.zeros(image_size)
+
+    return silhouette
+
+
+@pytest.mark.parametrize("preconditioned, lr", [(True, 0.1), (False, 1e-2)])
+def test_default_optimizer_is_adam_at_the_documented_rate(monkeypatch, preconditioned, lr):
+    """BUILD.md: Adam at lr 0.1 on the preconditioned step, 1e-2 on raw parameters."""
+    rates, adam = [], optax.adam
+    monkeypatch.setattr(optax, "adam", lambda rate: rates.append(rate) or adam(rate))
+    model, init, evidence = _tiny_problem()
+    jax.eval_shape(
+        lambda i, e: optimize.refine_batch(
+            model, i, e, num_steps=1, image_size=8, precondition=preconditioned,
+            silhouette_fn=_recording_silhouette([]),
+        ),
+        init, evidence,
+    )  # fmt: skip
+    assert rates == [lr]
+
+
+def test_energy_defaults_are_sigma_1_and_preconditioned():
+    model, init, evidence = _tiny_problem()
+    one = jax.tree.map(lambda x: x[0], (init, evidence))
+    calls = []
+    energy, decode = optimize.make_energy_fn(
+        image_size=8, silhouette_fn=_recording_silhouette(calls)
+    )
+    x = jax.tree.map(lambda p: jnp.full_like(p, 0.5), one[0])
+
+    _assert_tree(decode(x, one[0], None), precondition(one[0], x, image_size=8), rtol=1e-6)
+    jax.eval_shape(lambda x: energy(model, x, one[1], one[0]), x)
+    assert calls == [1.0]
