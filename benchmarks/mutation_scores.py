@@ -69,6 +69,10 @@ GROUPS = {
         ["tests/refine/test_evidence_format.py", "tests/test_refine_io.py",
          "tests/refine/test_job_hardening.py"],
     ),
+    "refine_job": (
+        ["hand_jax/refine/job.py"],
+        ["tests/refine/test_job_hardening.py", "tests/test_refine_io.py"],
+    ),
 }  # fmt: skip
 
 KILLED = ("ok_killed", "bad_timeout", "ok_suspicious")
