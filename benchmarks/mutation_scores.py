@@ -73,6 +73,7 @@ GROUPS = {
         ["hand_jax/refine/job.py"],
         ["tests/refine/test_job_hardening.py", "tests/test_refine_io.py"],
     ),
+    "refine_viz": (["hand_jax/refine/viz.py"], ["tests/refine/test_viz.py"]),
 }  # fmt: skip
 
 KILLED = ("ok_killed", "bad_timeout", "ok_suspicious")
