@@ -422,3 +422,42 @@ def test_errors_input_messages_start_with_the_argument():
         metrics.keypoint_metrics_from_errors(np.array([[-1.0]]), thresholds=t)
     with pytest.raises(ValueError, match="^valid: no keypoint has a valid sample"):
         metrics.keypoint_metrics_from_errors(np.array([[1.0]]), [[False]], thresholds=t)
+
+
+Z = np.zeros((2, 3, 3))
+EXACT_ERRORS = [
+    (lambda: metrics.keypoint_errors(Z, np.zeros((2, 3))),
+     "gt: expected shape [N, K, D], got (2, 3)"),
+    (lambda: metrics.keypoint_errors(np.zeros((2, 4, 3)), Z),
+     "pred: expected the shape of gt (2, 3, 3), got (2, 4, 3)"),
+    (lambda: metrics.keypoint_metrics(Z, Z, np.ones((3, 3), bool)),
+     "valid: expected a shape broadcastable to [N, K] = (2, 3), got (3, 3)"),
+    (lambda: metrics.align_procrustes(np.full_like(Z, np.nan), Z),
+     "pred: non-finite values at valid keypoints"),
+    (lambda: metrics.make_thresholds(0.1, 0.1),
+     "thresholds: expected finite lo < hi, got lo=0.1, hi=0.1"),
+    (lambda: metrics.make_thresholds(0.0, 1.0, 1), "steps: expected an int >= 2, got 1"),
+    (lambda: metrics.make_thresholds(0.0, 1.0, 2.5), "steps: expected an int >= 2, got 2.5"),
+    (lambda: metrics.pck_auc([0.0, 0.0], [1.0, 1.0]),
+     "thresholds: expected [T >= 2] strictly increasing, got [0. 0.]"),
+    (lambda: metrics.keypoint_metrics_from_errors(np.zeros(3), thresholds=[0, 1]),
+     "errors: expected shape [N, K], got (3,)"),
+    (lambda: metrics.keypoint_metrics_from_errors(-np.ones((2, 2)), thresholds=[0, 1]),
+     "errors: expected finite non-negative values at valid entries"),
+    (lambda: metrics.keypoint_metrics_from_errors(np.ones((2, 2)), np.zeros((2, 2)),
+                                                  thresholds=[0, 1]),
+     "valid: no keypoint has a valid sample; nothing to evaluate"),
+    (lambda: metrics.f_score(np.zeros((0, 3)), np.zeros((4, 3)), 0.1),
+     "pred_points: expected a finite non-empty [P, D] array, got (0, 3)"),
+    (lambda: metrics.f_score(np.zeros((4, 3)), np.full((4, 3), np.inf), 0.1),
+     "gt_points: expected a finite non-empty [P, D] array, got (4, 3)"),
+    (lambda: metrics.f_scores(np.zeros((2, 4, 3)), np.zeros((3, 4, 3))),
+     "pred, gt: expected the same number of samples, got 2, 3"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("call, message", EXACT_ERRORS)
+def test_each_refusal_has_its_exact_message(call, message):
+    with pytest.raises(ValueError) as err:
+        call()
+    assert str(err.value) == message
