@@ -51,7 +51,9 @@ def test_nested_standins_resolve_inside_out():
     np.testing.assert_array_equal(axes.resolve("w"), want)
 
 
-DENSE = np.array([[0.0, 2.0, 0.0], [1.5, 0.0, 0.0], [0.0, 0.0, -3.0], [0.0, 4.0, 0.0]])
+# The last row and column are empty: a shape inferred from the entries would come out smaller.
+DENSE = np.array([[0.0, 2.0, 0.0, 0], [1.5, 0.0, 0.0, 0], [0.0, 0.0, -3.0, 0], [0.0, 4.0, 0.0, 0],
+                  [0, 0, 0, 0]])  # fmt: skip
 ROWS, COLS = np.nonzero(DENSE)  # row-major order
 BY_COL = np.lexsort((ROWS, COLS))  # column-major order
 
@@ -65,9 +67,9 @@ SPARSE_STATES = [
     # scipy >= 1.8 pickles the shape as ``_shape``, older versions as ``shape``
     (mano_pkl.CscStandIn, "_shape", lambda: dict(
         data=DENSE[ROWS[BY_COL], COLS[BY_COL]], indices=ROWS[BY_COL],
-        indptr=_indptr(COLS[BY_COL], 3))),
+        indptr=_indptr(COLS[BY_COL], 4))),
     (mano_pkl.CsrStandIn, "shape", lambda: dict(
-        data=DENSE[ROWS, COLS], indices=COLS, indptr=_indptr(ROWS, 4))),
+        data=DENSE[ROWS, COLS], indices=COLS, indptr=_indptr(ROWS, 5))),
     (mano_pkl.CooStandIn, "shape", lambda: dict(data=DENSE[ROWS, COLS], row=ROWS, col=COLS)),
     (mano_pkl.CooStandIn, "_shape", lambda: dict(data=DENSE[ROWS, COLS], coords=(ROWS, COLS))),
 ]  # fmt: skip
@@ -75,9 +77,9 @@ SPARSE_STATES = [
 
 @pytest.mark.parametrize("cls, shape_key, state", SPARSE_STATES)
 def test_sparse_standins_resolve_to_the_dense_matrix(cls, shape_key, state):
-    obj = _standin(cls, state() | {shape_key: (4, 3)})
+    obj = _standin(cls, state() | {shape_key: (5, 4)})
     got = obj.resolve("J_regressor")
-    assert got.shape == (4, 3)
+    assert got.shape == (5, 4)
     np.testing.assert_array_equal(got, DENSE)
 
 

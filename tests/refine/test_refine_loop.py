@@ -86,6 +86,28 @@ def test_a_step_whose_energy_is_not_finite_is_skipped():
     np.testing.assert_allclose(out.best_loss, 0.64**3 * C2, rtol=1e-5)
 
 
+def test_a_finite_energy_with_a_non_finite_gradient_is_skipped_too():
+    # sqrt|x - c| is 0 at x = c with an infinite slope: every step from the target is refused.
+    def energy(model, x, evidence, init):
+        return sum(jnp.sum(jnp.sqrt(jnp.abs(a - b))) for a, b in zip(x, TARGET, strict=True))
+
+    out, _ = _run(energy, 0.1, 2, init=TARGET)
+    np.testing.assert_array_equal(out.losses, [0.0, 0.0])
+    _assert_tree(out.params, TARGET, rtol=0)
+
+
+def test_preconditioned_proximity_is_the_squared_step():
+    """With the step z as the variable the proximity term is |z|^2, whatever the parameters."""
+    model, init, evidence = _tiny_problem()
+    one = jax.tree.map(lambda x: x[0], (init, evidence))
+    only = {"keypoints": 0.0, "silhouette": 0.0, "shape": 0.0, "pose": 0.0, "proximity": 1.0}
+    energy, _ = optimize.make_energy_fn(image_size=8, weights=only,
+                                        silhouette_fn=_recording_silhouette([]))  # fmt: skip
+    z = jax.tree.map(lambda p: jnp.linspace(-1.0, 2.0, p.size).reshape(p.shape), one[0])
+    want = sum(float(np.sum(np.asarray(a) ** 2)) for a in z)
+    np.testing.assert_allclose(jax.jit(energy)(model, z, one[1], one[0]), want, rtol=1e-6)
+
+
 def test_a_non_finite_start_reports_an_infinite_best_loss():
     out, _ = _run(lambda *a: jnp.nan * _quadratic(*a), 0.1, 2)
     assert np.isnan(out.init_loss) and np.isinf(out.best_loss)
