@@ -169,6 +169,12 @@ _EQUIVALENT = [
     ("hand_jax/geometry/rotations.py",
      "tiny = norm_sq < jnp.finfo(quaternion.dtype).tiny * 1e4", 2,
      "a zero-quaternion threshold of 10001 x the smallest normal float instead of 1e4"),
+    ("hand_jax/mano_pkl.py", 'format = "coo"', 0,
+     "resolve() treats every format other than csc and csr as coo"),
+    ("hand_jax/mano_pkl.py", 'format = "coo"', 1,
+     "resolve() treats every format other than csc and csr as coo"),
+    ("hand_jax/refine/io.py", 'if mask.dtype.kind not in "f":', 1,
+     "dtype.kind is one character, never X: 'XXfXX' holds the same kinds as 'f'"),
 ]
 # fmt: on
 EQUIVALENT = {(f, line, i): why for f, line, i, why in _EQUIVALENT}
