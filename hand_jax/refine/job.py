@@ -74,7 +74,7 @@ def _write_visuals(out_dir, model, view, i, name, data, outputs, trajectory):
         return
     steps = trajectory.cam.shape[1]
     frames = []
-    for t in list(range(0, steps, max(1, steps // 20))) + [steps - 1]:
+    for t in sorted({*range(0, steps, max(1, steps // 20)), steps - 1}):  # about 20, and the last
         _, a, k = view(model, jax.tree.map(lambda x: x[i, t], trajectory), K)  # noqa: B023
         frames.append((t + 1, float(outputs.losses[i, t]), np.asarray(a), np.asarray(k)))
     refine_viz.save_animation(
