@@ -52,7 +52,8 @@ GROUPS = {
     ),
     "mano_pkl": (
         ["hand_jax/mano_pkl.py"],
-        ["tests/test_mano_pkl_standins.py", "tests/test_mano_files.py", "tests/test_mano_pkl.py"],
+        ["tests/test_mano_pkl_standins.py", "tests/test_mano_pkl_messages.py",
+         "tests/test_mano_files.py", "tests/test_mano_pkl.py"],
     ),
     "refine_energy": (
         ["hand_jax/refine/energy.py"],
@@ -61,13 +62,13 @@ GROUPS = {
     "refine_optimize": (
         ["hand_jax/refine/optimize.py"],
         ["tests/refine/test_refine_loop.py", "tests/refine/test_precondition.py",
-         "tests/test_refine.py"],
+         "tests/test_refine.py", "tests/test_refine_sharded.py"],
     ),
     "metrics": (["hand_jax/eval/metrics.py"], ["tests/eval/test_metrics.py"]),
     "refine_io": (
         ["hand_jax/refine/io.py"],
         ["tests/refine/test_evidence_format.py", "tests/test_refine_io.py",
-         "tests/refine/test_job_hardening.py"],
+         "tests/refine/test_job_hardening.py", "tests/refine/test_synthetic_problems.py"],
     ),
     "refine_job": (
         ["hand_jax/refine/job.py"],

@@ -276,11 +276,10 @@ def validate_model_arrays(arrays: dict, parents, source, *, names=None) -> dict[
     for key, value in raw.items():
         kinds, what = ("iu", "integer vertex indices") if key == "faces" else ("iuf", "numbers")
         _check_dtype(value, names.get(key, key), source, kinds, what)
-    v_template = check_shape(raw["v_template"], names.get("v_template", "v_template"), source,
-                             (None, 3))  # fmt: skip
-    num_verts = v_template.shape[0]
+    template_key = names.get("v_template", "v_template")
+    num_verts = check_shape(raw["v_template"], template_key, source, (None, 3)).shape[0]
     if num_verts == 0:
-        raise HandModelError(f"{source}: key 'v_template' has no vertices")
+        raise HandModelError(f"{source}: key '{template_key}' has no vertices")
     out = {}
     for key, pattern in field_shapes(num_verts).items():
         name = names.get(key, key)
@@ -353,8 +352,7 @@ def mano_arrays_from_pkl(path) -> dict[str, Any]:
         file_key = "f" if key == "faces" else key
         arrays[key] = _get(data, file_key, path)
     parents = _parents_from_kintree(_get(data, "kintree_table", path), path)
-    names = {"faces": "f", "parents": "kintree_table"}
-    out = validate_model_arrays(arrays, parents, path, names=names)
+    out = validate_model_arrays(arrays, parents, path, names={"faces": "f"})
     out["parents"] = parents
     return out
 

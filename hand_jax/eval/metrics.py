@@ -328,8 +328,7 @@ def align_procrustes(pred, gt, valid=None, *, allow_reflection=False):
     u, sig, vt = np.linalg.svd(np.einsum("nki,nkj->nij", y, x))  # svd of Y^T X, [N, 3, 3]
     d = np.ones_like(sig)
     if not allow_reflection:
-        d[:, -1] = np.sign(np.linalg.det(u @ vt))
-        d[d[:, -1] == 0, -1] = 1.0
+        d[:, -1] = np.sign(np.linalg.det(u @ vt))  # u, vt are orthogonal: the det is +-1
     rot = u @ (d[:, :, None] * vt)
     var_p = np.sum(x**2, axis=(1, 2))
     scale = np.sum(sig * d, axis=-1) / np.where(var_p > 0, var_p, 1.0)

@@ -21,21 +21,23 @@ INIT_COLOUR, FINAL_COLOUR, EVIDENCE_COLOUR = "#ff8c1a", "#2ecc40", "#e6194b"
 
 
 def _background(ax, image, mask):
-    size = mask.shape[0]
+    height, width = mask.shape
     if image is not None:
-        ax.imshow(image, extent=(0, size, size, 0))
+        ax.imshow(image, extent=(0, width, height, 0))
     else:
-        ax.imshow(mask, cmap="gray", vmin=0, vmax=1, extent=(0, size, size, 0))
-    ax.set_xlim(0, size)
-    ax.set_ylim(size, 0)
+        ax.imshow(mask, cmap="gray", vmin=0, vmax=1, extent=(0, width, height, 0))
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
     ax.axis("off")
 
 
 def _hand(ax, alpha, kp2d, colour):
-    size = alpha.shape[0]
-    grid = np.arange(size) + 0.5
-    if alpha.max() > 0.5 > alpha.min():
-        ax.contour(grid, grid, alpha, levels=[0.5], colors=[colour], linewidths=1.2)
+    height, width = alpha.shape
+    if alpha.max() > 0.5 > alpha.min():  # only a silhouette that crosses 0.5 has a contour
+        ax.contour(
+            np.arange(width) + 0.5, np.arange(height) + 0.5, alpha,
+            levels=[0.5], colors=[colour], linewidths=1.2,
+        )  # fmt: skip
     for a, b in BONES:
         ax.plot(kp2d[[a, b], 0], kp2d[[a, b], 1], color=colour, linewidth=1.0)
     ax.scatter(kp2d[:, 0], kp2d[:, 1], s=6, color=colour, zorder=3)
@@ -45,11 +47,11 @@ def overlay_figure(image, mask, evidence_kp, before, after, *, title=""):
     """Return a matplotlib figure: evidence | initial estimate | refined estimate.
 
     Args:
-      image: [S, S, 3] uint8 crop, or None to show the foreground evidence.
-      mask: [S, S] foreground evidence.
+      image: [H, W, 3] uint8 crop, or None to show the foreground evidence.
+      mask: [H, W] foreground evidence (a square S x S crop in this project).
       evidence_kp: [21, 2] 2D evidence, pixels.
-      before: (alpha [S, S], kp2d [21, 2]) of the initial estimate.
-      after: (alpha [S, S], kp2d [21, 2]) of the refined estimate.
+      before: (alpha [H, W], kp2d [21, 2]) of the initial estimate.
+      after: (alpha [H, W], kp2d [21, 2]) of the refined estimate.
       title: figure title.
     """
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.2), dpi=100)
@@ -83,8 +85,8 @@ def save_animation(path, image, mask, evidence_kp, frames, *, duration_ms: int =
 
     Args:
       path: output ``.gif`` path.
-      image: [S, S, 3] uint8 or None; mask: [S, S]; evidence_kp: [21, 2].
-      frames: a sequence of (step, energy, alpha [S, S], kp2d [21, 2]).
+      image: [H, W, 3] uint8 or None; mask: [H, W]; evidence_kp: [21, 2].
+      frames: a sequence of (step, energy, alpha [H, W], kp2d [21, 2]).
       duration_ms: time per frame.
     """
     images = []

@@ -109,3 +109,81 @@ def test_error_curve_png(tmp_path):
     viz.save_error_curve(path, np.arange(5), {"a": np.arange(5.0), "b": np.ones(5)}, ylabel="mm")
     assert iio.imread(path).shape[:2] == (385, 550)
     assert plt.get_fignums() == []
+
+
+def test_a_wide_crop_keeps_its_aspect_and_its_contour():
+    h, w = 8, 16
+    yy, xx = np.mgrid[:h, :w] + 0.5
+    alpha = ((xx - 12) ** 2 + (yy - 4) ** 2 < 9).astype(float)  # radius 3 around (12, 4)
+    fig = plt.figure(figsize=(2, 1), dpi=8)
+    ax = fig.add_axes((0, 0, 1, 1))
+    viz._background(ax, None, alpha)
+    assert ax.get_xlim() == (0, w) and ax.get_ylim() == (h, 0)
+    viz._hand(ax, alpha, np.zeros((21, 2)), "#123456")
+    (ring,) = [c for c in ax.collections if hasattr(c, "levels")]
+    verts = np.concatenate([p.vertices for p in ring.get_paths()])
+    np.testing.assert_allclose(np.linalg.norm(verts - [12.0, 4.0], axis=1), 3.0, atol=0.6)
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("alpha", [0.5 * _disk(), 0.5 + 0.5 * _disk()])
+def test_a_silhouette_that_only_touches_one_half_has_no_contour(alpha):
+    fig, ax = _full_axes()
+    viz._hand(ax, alpha, np.zeros((21, 2)), "#123456")
+    assert [c for c in ax.collections if hasattr(c, "levels")] == []
+    plt.close(fig)
+
+
+def _evidence_offsets(ax):
+    """Offsets of the evidence crosses (the scatter in EVIDENCE_COLOUR) on an axes."""
+    (coll,) = [
+        c for c in ax.collections
+        if not hasattr(c, "levels") and mcolors.to_hex(c.get_facecolor()[0]) == viz.EVIDENCE_COLOUR
+    ]  # fmt: skip
+    return np.asarray(coll.get_offsets())
+
+
+EVIDENCE = np.stack([np.arange(21.0) * 0.5, 15.0 - np.arange(21.0) * 0.25], -1)  # x != y
+
+
+def test_overlay_puts_the_evidence_crosses_at_x_y_and_has_no_default_title():
+    mask = _disk()
+    kp2d = np.full((21, 2), 8.0)
+    fig = viz.overlay_figure(None, mask, EVIDENCE, (mask, kp2d), (mask, kp2d))
+    assert fig._suptitle is None or fig._suptitle.get_text() == ""
+    for k in (0, 2):
+        np.testing.assert_array_equal(_evidence_offsets(fig.axes[k]), EVIDENCE)
+    plt.close(fig)
+
+
+def test_animation_frames_show_step_energy_and_evidence(tmp_path, monkeypatch):
+    seen = []
+    rasterise = viz.figure_to_array
+
+    def record(fig):
+        (ax,) = fig.axes
+        seen.append((ax.get_title(), _evidence_offsets(ax)))
+        return rasterise(fig)
+
+    monkeypatch.setattr(viz, "figure_to_array", record)
+    mask = _disk()
+    frames = [(t, 1.0 / t, mask, np.full((21, 2), 8.0)) for t in (1, 3)]
+    viz.save_animation(tmp_path / "a.gif", None, mask, EVIDENCE, frames)
+    assert [title for title, _ in seen] == ["step 1  E=1", "step 3  E=0.3333"]
+    for _, offsets in seen:
+        np.testing.assert_array_equal(offsets, EVIDENCE)
+
+
+def test_error_curve_draws_each_curve_with_its_labels(tmp_path, monkeypatch):
+    closed = []
+    monkeypatch.setattr(viz.plt, "close", closed.append)
+    steps, curves = np.arange(4), {"a": np.arange(4.0), "b": np.full(4, 2.0)}
+    viz.save_error_curve(tmp_path / "c.png", steps, curves, ylabel="mm")
+    (fig,) = closed
+    (ax,) = fig.axes
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("refinement iteration", "mm", "")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
+    for line, values in zip(ax.lines, curves.values(), strict=True):
+        np.testing.assert_array_equal(line.get_xydata(), np.stack([steps, values], -1))
+    monkeypatch.undo()
+    plt.close(fig)
