@@ -85,6 +85,22 @@ def test_validate_model_arrays_refusals(make, message):
     _exact(message, mano_pkl.validate_model_arrays, arrays, PARENTS, "m.npz", names=NAMES)
 
 
+def test_without_names_the_project_keys_are_used():
+    arrays = _arrays()
+    _exact("m.npz: key 'v_template' has shape (4, 2), expected [*, 3]",
+           mano_pkl.validate_model_arrays, dict(arrays, v_template=np.zeros((4, 2))), PARENTS,
+           "m.npz")  # fmt: skip
+    bad = (-1, 0, 16, *PARENTS[3:])
+    _exact(
+        f"m.npz: key 'parents'={bad}: expected -1 for the root (joint 0) and a joint in "
+        "[0, 16) for every other joint",
+        mano_pkl.validate_model_arrays,
+        arrays,
+        bad,
+        "m.npz",
+    )
+
+
 def test_validate_names_the_parents_by_their_file_key():
     bad = (-1, 0, 16, *PARENTS[3:])
     _exact(f"m.npz: key 'kt'={bad}: expected -1 for the root (joint 0) and a joint in [0, 16) for "
@@ -183,7 +199,7 @@ def test_a_missing_key_is_named(tmp_path):
            mano_pkl.mano_arrays_from_pkl, path)  # fmt: skip
 
 
-@pytest.mark.parametrize("protocol", [2, 4])
+@pytest.mark.parametrize("protocol", [2, 3, 4])  # 3 names builtins.set; 4 has set opcodes
 def test_sparse_matrices_sets_and_transposes_of_any_protocol_load(tmp_path, protocol):
     dense = np.array([[0.0, 2.0, 0.0], [1.0, 0.0, 3.0]])
     with _fake_chumpy() as (modules, classes):

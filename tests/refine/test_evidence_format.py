@@ -144,8 +144,8 @@ def test_a_one_pixel_mask_is_a_mask(tmp_path):
 
 
 def test_duplicate_ids_message_lists_only_repeated_ids_and_at_most_five(tmp_path):
-    # 14 rows: six ids written twice, two written once.
-    ids = np.array(list("fedcba") * 2 + ["y", "z"])
+    # 14 rows: six ids written twice, two written once (sorting before the repeated ones).
+    ids = np.array(list("fedcba") * 2 + ["0", "1"])
     arrays = {k: np.resize(v, (len(ids), *v.shape[1:])) for k, v in _good().items()}
     path = _write(tmp_path, arrays | {"ids": ids})
     with pytest.raises(refine_io.EvidenceError) as err:
