@@ -16,6 +16,18 @@ _SYMMETRIC = "-noise: N(0, s^2) is symmetric, so the generated problems keep the
 
 # fmt: off
 _EQUIVALENT = [
+    ('hand_jax/refine/job.py',
+     'os.path.join(out_dir, "meshes", f"{name}.obj"), verts, model.faces, overwrite=True', 2,
+     'the staged output folder is new and the stems are unique: no mesh exists to overwrite'),
+    ('hand_jax/refine/job.py',
+     'n, image_size = evidence.keypoints_2d.shape[0], evidence.mask.shape[1]', 1,
+     'load_evidence checks that masks and images are square: shape[2] is shape[1]'),
+    ('hand_jax/refine/job.py',
+     'if images is not None and images.shape[1] != image_size:', 1,
+     'load_evidence checks that masks and images are square: shape[2] is shape[1]'),
+    ('hand_jax/refine/job.py',
+     'f"{input_path}: \'image\' is {images.shape[1]} px but \'mask\' {image_size} px; the "', 0,
+     'load_evidence checks that masks and images are square: shape[2] is shape[1]'),
     ("hand_jax/mano_pkl.py",
      "if abs(sums[worst] - 1.0) > WEIGHT_SUM_TOLERANCE or weights.min() < -WEIGHT_SUM_TOLERANCE:",
      2, "a float64 sum near 1 minus 1 is a multiple of 2^-53, and 1e-3 is not: never equal"),

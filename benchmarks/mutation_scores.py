@@ -72,8 +72,8 @@ GROUPS = {
     ),
     "refine_job": (
         ["hand_jax/refine/job.py"],
-        ["tests/refine/test_job_hardening.py", "tests/test_refine_io.py",
-         "tests/refine/test_job_outputs.py"],
+        ["tests/refine/test_job_visuals.py", "tests/refine/test_job_hardening.py",
+         "tests/test_refine_io.py", "tests/refine/test_job_outputs.py"],
     ),
     "refine_viz": (["hand_jax/refine/viz.py"], ["tests/refine/test_viz.py"]),
 }  # fmt: skip
