@@ -41,6 +41,16 @@ GROUPS = {
         ["tests/data/test_schema_crop.py", "tests/data/test_view_rotation.py"],
     ),
     "soft": (["hand_jax/render/soft.py"], ["tests/render/test_soft.py"]),
+    "render_binning": (
+        ["hand_jax/render/binning.py", "hand_jax/render/pairs.py"],
+        ["tests/render/test_binning.py", "tests/render/test_soft.py"],
+    ),
+    "render_primitives": (
+        ["hand_jax/render/primitives.py", "hand_jax/render/dense.py"],
+        ["tests/render/test_soft.py", "tests/render/test_aggregate.py"],
+    ),
+    "render_aggregate": (["hand_jax/render/aggregate.py"], ["tests/render/test_aggregate.py"]),
+    "render_hard": (["hand_jax/render/hard.py"], ["tests/render/test_hard.py"]),
     "geometry": (
         ["hand_jax/geometry/rotations.py", "hand_jax/geometry/kinematics.py"],
         ["tests/test_kinematics.py", "tests/test_rotations.py"],
@@ -212,6 +222,8 @@ def mutated_line(path: str, text: str, line_number: int, index: int) -> str:
 JAX_FILES = {
     "hand_jax/geometry/rotations.py", "hand_jax/geometry/kinematics.py",
     "hand_jax/render/soft.py", "hand_jax/losses.py", "hand_jax/refine/energy.py",
+    "hand_jax/render/binning.py", "hand_jax/render/pairs.py", "hand_jax/render/primitives.py",
+    "hand_jax/render/dense.py", "hand_jax/render/aggregate.py", "hand_jax/render/hard.py",
 }  # fmt: skip
 
 
