@@ -229,11 +229,27 @@ def _template(offset=(0.0, 0.0, 0.0)):
 
 
 def _shapedirs(template, x_sign):
-    """A first component that scales the hand about its centre (x mirrored when x_sign < 0),
-    and a second component that would give the opposite verdict."""
-    centred = template - template.mean(0)
-    first = centred * [x_sign * 0.02, 0.02, 0.02]
+    """A first component that scales the hand about its wrist (the vertex of largest x; x
+    mirrored when x_sign < 0), and a second component that would give the opposite verdict."""
+    first = (template - _wrist(template)) * [x_sign * 0.02, 0.02, 0.02]
     return np.stack([first, first * [-1.0, 1.0, 1.0]], -1)
+
+
+def _wrist(template):
+    return template[np.argmax(template[:, 0])]
+
+
+def _with_near_centre_vertices(template, shapedirs, x_sign):
+    """Three more vertices, keeping the centre: one a hair off the centre in x, one in y and z,
+    each with a contrary value there, and one that balances them and follows the scaling."""
+    offsets = np.array([[1e-4, 1.0, 1.0], [1.0, 1e-4, 1e-4]])
+    near = template.mean(0) + np.vstack([offsets, -offsets.sum(0)])
+    rows = np.zeros((3, 3, 2))
+    rows[0, :, 0] = [-x_sign * 1e-2, 0.02, 0.02]
+    rows[1, :, 0] = [x_sign * 0.02, -1e-2, -1e-2]
+    rows[2, :, 0] = (near[2] - _wrist(template)) * [x_sign * 0.02, 0.02, 0.02]
+    rows[:, :, 1] = rows[:, :, 0] * [-1.0, 1.0, 1.0]
+    return np.vstack([template, near]), np.concatenate([shapedirs, rows])
 
 
 @pytest.mark.parametrize("offset", [(0.0, 0.0, 0.0), (40.0, -25.0, 30.0)])
@@ -242,13 +258,9 @@ def test_the_scale_heuristic_reads_the_first_component_about_the_centre(offset, 
     template = _template(offset)
     shapedirs = _shapedirs(template, x_sign)
     assert mano_pkl.has_left_shapedirs_defect(template, shapedirs) == defect
-    # A vertex on the centre line with a contrary x value barely moves a correlation.
-    near = template.mean(0) + [1e-4, 1.0, 1.0]
-    row = np.zeros((1, 3, 2))
-    row[0, :, 0] = [-x_sign * 1e-2, 0.02, 0.02]
-    row[0, :, 1] = row[0, :, 0] * [-1.0, 1.0, 1.0]
-    contrary = np.concatenate([shapedirs, row])
-    assert mano_pkl.has_left_shapedirs_defect(np.vstack([template, near]), contrary) == defect
+    # Vertices near the centre with contrary values barely move a correlation.
+    more = _with_near_centre_vertices(template, shapedirs, x_sign)
+    assert mano_pkl.has_left_shapedirs_defect(*more) == defect
 
 
 def test_the_heuristic_keeps_a_first_component_without_x():
