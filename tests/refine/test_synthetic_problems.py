@@ -57,6 +57,12 @@ def _independent(noises):
             assert abs(corr) < 0.05, f"{a} and {b} are correlated ({corr:.3f}): a shared key?"
 
 
+def _uncorrelated_columns(x):
+    """The components of the camera noise are drawn independently."""
+    corr = np.corrcoef(x.T)
+    np.testing.assert_allclose(corr - np.diag(np.diag(corr)), 0.0, atol=0.1)  # 6 sigma
+
+
 CASES = {
     "defaults": ({}, dict(pose_std=0.3, betas_std=0.5, cam_rel=0.05, rot_range=0.6, sigma=0.5)),
     "given": (
@@ -82,7 +88,9 @@ def test_weak_perspective_problems_follow_the_docstring(model, monkeypatch, case
     s = gt.cam[:, :1].astype(np.float64)
     scale = _std(init.cam[:, :1] / s - 1, want["cam_rel"], "init cam scale")
     shift = _std((init.cam[:, 1:] - gt.cam[:, 1:]) * s, want["cam_rel"], "init cam shift")
-    noises["init cam"] = np.concatenate([scale[:, None], shift.reshape(NUM, 2)], 1).reshape(-1)
+    cam_noise = np.concatenate([scale[:, None], shift.reshape(NUM, 2)], 1)
+    _uncorrelated_columns(cam_noise)
+    noises["init cam"] = cam_noise.reshape(-1)
     angles = _angles(gt.global_rot, base.global_rot)
     assert angles.max() <= want["rot_range"] + 1e-3
     np.testing.assert_allclose(angles.mean(), want["rot_range"] / 2, rtol=0.04)  # |U(-r, r)|
@@ -98,4 +106,4 @@ def test_perspective_problems_perturb_the_translation_by_the_depth(model, monkey
     np.testing.assert_allclose(gt.cam, np.broadcast_to(base.cam, gt.cam.shape), rtol=1e-6)
     np.testing.assert_array_equal(evidence.K, np.broadcast_to(K, (NUM, 3, 3)))
     depth = gt.cam[:, 2:3].astype(np.float64)
-    _std((init.cam - gt.cam) / depth, 0.05, "init cam")
+    _uncorrelated_columns(_std((init.cam - gt.cam) / depth, 0.05, "init cam").reshape(NUM, 3))
