@@ -156,6 +156,11 @@ def retry_survivors(copy: str) -> None:
             con.execute("update Mutant set status = 'untested' where status = 'bad_survived'")
 
 
+def _untested_ids(copy: str) -> list[int]:
+    with sqlite3.connect(os.path.join(copy, ".mutmut-cache")) as con:
+        return [k for (k,) in con.execute("select id from Mutant where status = 'untested'")]
+
+
 def run_group(group: str, work_dir: str, retry: bool) -> int:
     sources, tests = GROUPS[group]
     copy = os.path.join(work_dir, group)
@@ -173,6 +178,11 @@ def run_group(group: str, work_dir: str, retry: bool) -> int:
     cmd = ["mutmut", "run", "--paths-to-mutate", ",".join(sources), "--runner", runner]
     print(f"[{group}] {' '.join(cmd[:4])} (in {copy})", flush=True)
     done = subprocess.run([*cmd, "--no-progress"], cwd=copy, env={**os.environ, **ENV})
+    # mutmut 2 keys a mutant by its line's text: of two identical lines (the same `raise` in two
+    # functions) a plain run leaves the second one's mutants untested. Run them by id.
+    for key in _untested_ids(copy):
+        subprocess.run([*cmd[:2], str(key), *cmd[2:], "--no-progress"], cwd=copy,
+                       env={**os.environ, **ENV})  # fmt: skip
     prepare(copy, sources, group)
     save_state(copy, group)
     return done.returncode
