@@ -1,9 +1,11 @@
 """Face-to-tile binning: the pair list against a brute-force enumeration, overflow, odd input."""
 
 import functools
+import re
 
 import jax
 import numpy as np
+import pytest
 
 from hand_jax.render import binning
 
@@ -58,3 +60,19 @@ def test_non_finite_and_huge_coordinates_bin_nowhere():
     assert int(bins.num_pairs) == 2
     assert set(np.asarray(bins.face)[:2].tolist()) == {2}
     assert set(np.asarray(bins.tile)[:2].tolist()) == {2, 3}
+
+
+def test_default_capacity_closed_form():
+    # face = 1.6 max(H, W) / sqrt(F), w = 2 margin + face, capacity = ceil(2 F (1 + w / t)^2)
+    assert binning.default_capacity(100, (64, 32), 8, 2.0) == 1546  # 200 (1 + 14.24 / 8)^2
+    assert binning.default_capacity(1, (32, 64), 8, 2.0) == 409  # face 102.4: 2 (1 + 13.3)^2
+    assert binning.default_capacity(0, (64, 64), 8, 2.0) == 0
+
+
+def test_tile_grid_rounds_up_and_refuses_sizes_below_one():
+    assert binning.tile_grid((5, 3), 1) == (5, 3)
+    assert binning.tile_grid((17, 16), 8) == (3, 2)
+    for bad in (0, -4, 2.0):
+        message = f"tile_size must be a positive int (pixels); got {bad!r}"
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            binning.tile_grid((8, 8), bad)
