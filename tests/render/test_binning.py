@@ -48,6 +48,45 @@ def test_pairs_match_brute_force_and_overflow_is_counted():
     assert int(small.overflow) == 10
 
 
+def _pair_set(bins, h, w, tile):
+    ty, tx = binning.tile_grid((h, w), tile)
+    tiles, faces = np.asarray(bins.tile), np.asarray(bins.face)
+    used = tiles < ty * tx
+    return set(zip(tiles[used].tolist(), faces[used].tolist(), strict=True))
+
+
+def test_pairs_match_brute_force_across_the_borders_and_for_one_pixel_faces():
+    rng = np.random.default_rng(1)
+    h, w, tile = 13, 10, 4
+    centres = rng.uniform(-3.0, [w + 3.0, h + 3.0], (40, 1, 2))  # many cross a border
+    big = centres + rng.normal(0.0, 2.0, (40, 3, 2))
+    corners = [[0.5, 0.5], [w - 0.5, h - 0.5], [0.5, h - 0.5], [w - 0.5, 0.5]]
+    pix = np.concatenate([corners, rng.integers(0, [w, h], (16, 2)) + 0.5])[:, None]
+    tiny = pix + rng.uniform(-0.05, 0.05, (20, 3, 2))  # each holds one pixel centre at most
+    tiny[:, 0] = pix[:, 0]
+    xy = np.concatenate([big, tiny]).astype(np.float32)
+    valid = np.ones(len(xy), bool)
+    for margin in (0.0, 0.7):
+        expected = _brute_force_pairs(xy, valid, margin, h, w, tile)
+        bins = binning.bin_faces(xy, valid, margin, image_size=(h, w), tile_size=tile,
+                                 capacity=len(expected) + 3)  # fmt: skip
+        assert _pair_set(bins, h, w, tile) == expected, margin
+        assert int(bins.num_pairs) == len(expected)
+
+
+def test_capacity_must_be_a_positive_int_and_one_slot_is_enough_for_one_pair():
+    xy = np.array([[[0.5, 0.5], [1.5, 0.5], [0.5, 1.5]]], np.float32)
+    bin_one = functools.partial(binning.bin_faces, xy, np.ones(1, bool), 0.0, image_size=(8, 8),
+                                tile_size=4)  # fmt: skip
+    for bad in (0, -3, 2.5):
+        message = f"capacity must be a positive int (tile-face pairs); got {bad!r}"
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            bin_one(capacity=bad)
+    bins = bin_one(capacity=1)
+    assert np.asarray(bins.face).tolist() == [0] and np.asarray(bins.tile).tolist() == [0]
+    assert int(bins.num_pairs) == 1 and int(bins.overflow) == 0
+
+
 def test_non_finite_and_huge_coordinates_bin_nowhere():
     xy = np.array([
         [[np.inf, 0.0], [1.0, 1.0], [2.0, 0.0]],
