@@ -43,7 +43,7 @@ GROUPS = {
     "soft": (["hand_jax/render/soft.py"], ["tests/render/test_soft.py"]),
     "render_binning": (
         ["hand_jax/render/binning.py", "hand_jax/render/pairs.py"],
-        ["tests/render/test_binning.py", "tests/render/test_soft.py"],
+        ["tests/render/test_binning.py", "tests/render/test_pairs.py", "tests/render/test_soft.py"],
     ),
     "render_primitives": (
         ["hand_jax/render/primitives.py", "hand_jax/render/dense.py"],
