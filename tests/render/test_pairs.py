@@ -90,5 +90,7 @@ def test_pair_sum_gradients_match_finite_differences():
 
 def test_gather_tiles_fills_out_of_range_tiles():
     values = jnp.arange(NUM_TILES * 3.0).reshape(NUM_TILES, 3)
-    got = pairs.gather_tiles(values, jnp.array([2, NUM_TILES, 0, NUM_TILES + 5]), -1.0)
-    np.testing.assert_array_equal(got, [[6, 7, 8], [-1, -1, -1], [0, 1, 2], [-1, -1, -1]])
+    got = pairs.gather_tiles(values, jnp.array([2, NUM_TILES, 3, 0, NUM_TILES + 5]), -1.0)
+    np.testing.assert_array_equal(
+        got, [[6, 7, 8], [-1, -1, -1], [9, 10, 11], [0, 1, 2], [-1, -1, -1]]
+    )
