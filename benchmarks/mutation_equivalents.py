@@ -16,6 +16,12 @@ _SYMMETRIC = "-noise: N(0, s^2) is symmetric, so the generated problems keep the
 
 # fmt: off
 _EQUIVALENT = [
+    ('hand_jax/render/aggregate.py',
+     'inv_z = tuple(1.0 / jnp.where(zk > 0, zk, 1.0) for zk in z)', 4,
+     "the fallback only keeps a depth <= 0 (outside the documented domain) finite"),
+    ('hand_jax/render/aggregate.py',
+     'return jnp.where(x >= c["min_logit"], log_w, -jnp.inf)', 0,
+     '> at the tol threshold: a logit exactly equal to logit(tol) has measure zero'),
     ('hand_jax/render/binning.py',
      'size = jnp.asarray([w, h], xy.dtype)', 0,
      "XLA's float-to-int32 conversion saturates: the minimum below clamps the same"),

@@ -31,6 +31,31 @@ def test_matches_reference(perspective):
     np.testing.assert_allclose(out.attrs, attrs, atol=1e-5)
 
 
+def test_matches_reference_with_a_near_plane_and_depths_below_one():
+    rng = np.random.default_rng(5)
+    verts, faces = random_mesh(rng, 12, 16)
+    verts[:, 2] = verts[:, 2] * 0.6 - 0.3  # depths in [0.3, 0.9]
+    verts[:3, 2] = 0.2  # one face on the near plane: culled
+    colors = rng.uniform(size=(len(verts), 3)).astype(np.float32)
+    settings = dict(SETTINGS, near=0.25, far=1.5)
+    out = jax.jit(functools.partial(render.soft_rasterize, image_size=(16, 20), **settings))(
+        verts, faces, colors
+    )
+    kw = dict(settings, background_depth=1.5, perspective=True)
+    alpha, depth, attrs = ref.soft_rasterize(verts, faces, colors, 16, 20, **kw)
+    np.testing.assert_allclose(out.alpha, alpha, atol=1e-5)
+    np.testing.assert_allclose(out.depth, depth, atol=1e-5 * 1.5)
+    np.testing.assert_allclose(out.attrs, attrs, atol=1e-5)
+
+
+def test_without_culling_a_vertex_at_depth_zero_stays_finite():
+    verts, faces = random_mesh(np.random.default_rng(6), 6, 16)
+    verts[0, 2] = 0.0  # outside perspective_correct's domain (depth > 0): finite, not NaN
+    fn = functools.partial(render.soft_rasterize, image_size=16, near=None)
+    out = jax.jit(fn)(verts, faces, np.ones((len(verts), 3), np.float32))
+    assert all(np.all(np.isfinite(x)) for x in out)
+
+
 def test_alpha_equals_soft_silhouette_and_tiny_gamma_is_finite():
     verts, faces = random_mesh(np.random.default_rng(2), 10, 16)
     out = jax.jit(functools.partial(render.soft_rasterize, image_size=16, gamma=1e-7))(
