@@ -16,6 +16,18 @@ _SYMMETRIC = "-noise: N(0, s^2) is symmetric, so the generated problems keep the
 
 # fmt: off
 _EQUIVALENT = [
+    ('hand_jax/render/binning.py',
+     'face=jnp.where(used, face, 0),', 0,
+     "an unused slot's values are dropped (its tile is out of range): any face index does"),
+    ('hand_jax/render/pairs.py',
+     'taken = jnp.take(values, jnp.minimum(tile, num_tiles - 1), axis=0)', 0,
+     'an out-of-range take is replaced by the fill in the select below (the clip is for speed)'),
+    ('hand_jax/render/aggregate.py',
+     'shift = pairs.gather_tiles(jax.lax.stop_gradient(c["shift"]), tile, 0)', 1,
+     'the fill reaches only unused slots, whose values the scatter drops'),
+    ('hand_jax/render/aggregate.py',
+     'chunk: int = 1024,', 0,
+     "the chunk only groups the pair loop's work; the sums are the same"),
     ('hand_jax/render/aggregate.py',
      'inv_z = tuple(1.0 / jnp.where(zk > 0, zk, 1.0) for zk in z)', 4,
      "the fallback only keeps a depth <= 0 (outside the documented domain) finite"),

@@ -122,6 +122,8 @@ def pair_reduce(kernel, hw, tile_size, chunk, params, extra, face, tile, num_pai
     Returns:
       [T, P, ...] per-tile pixel reductions, ``init`` where no pair reaches a pixel.
     """
+    if op not in ("min", "max"):
+        raise ValueError(f"op must be 'min' or 'max'; got {op!r}")
     params, extra = jax.lax.stop_gradient((params, extra))
 
     def body(i, acc):

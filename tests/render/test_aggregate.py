@@ -56,6 +56,48 @@ def test_without_culling_a_vertex_at_depth_zero_stays_finite():
     assert all(np.all(np.isfinite(x)) for x in out)
 
 
+DEFAULTS = dict(sigma=1.0, gamma=1e-4, eps=1e-3, near=0.0, far=10.0, background=0.0, tol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "case, kwargs, ref_kwargs",
+    [
+        ("documented defaults", {}, dict(DEFAULTS, perspective=True)),
+        ("no culling", dict(near=None, gamma=0.05), dict(DEFAULTS, near=None, gamma=0.05,
+                                                           perspective=True)),
+        ("large tol", dict(tol=0.2, gamma=0.05), dict(DEFAULTS, tol=0.2, gamma=0.05,
+                                                      perspective=True)),
+        ("no depth column", dict(perspective_correct=False, gamma=0.05),
+         dict(DEFAULTS, gamma=0.05, near=None, perspective=False)),
+    ],
+)  # fmt: skip
+def test_matches_reference_with_other_settings(case, kwargs, ref_kwargs):
+    rng = np.random.default_rng(8)
+    verts, faces = random_mesh(rng, 10, 12)
+    if case == "no depth column":
+        verts = verts[:, :2]  # every face at depth 0
+    colors = rng.uniform(size=(len(verts), 2)).astype(np.float32)
+    fn = functools.partial(render.soft_rasterize, image_size=(12, 14), **kwargs)
+    out = jax.jit(fn)(verts, faces, colors)
+    far = ref_kwargs["far"]
+    alpha, depth, attrs = ref.soft_rasterize(verts, faces, colors, 12, 14, background_depth=far,
+                                             **ref_kwargs)  # fmt: skip
+    # The silhouette leaves out faces beyond the blur margin (D < tol, at most tol each); depth
+    # and colour follow SoftRas's D >= tol rule, as the reference does.
+    np.testing.assert_allclose(out.alpha, alpha, atol=len(faces) * ref_kwargs["tol"], err_msg=case)
+    np.testing.assert_allclose(out.depth, depth, atol=1e-5 * far, err_msg=case)
+    np.testing.assert_allclose(out.attrs, attrs, atol=1e-5, err_msg=case)
+
+
+def test_float32_inputs_render_in_float32_with_x64_and_float64_settings():
+    verts, faces = random_mesh(np.random.default_rng(9), 4, 8)
+    with jax.enable_x64(True):
+        out = render.soft_rasterize(verts, faces, np.ones((len(verts), 1), np.float32),
+                                    image_size=8, sigma=np.float64(1.0),
+                                    gamma=np.float64(1e-3))  # fmt: skip
+    assert [x.dtype for x in out] == [jnp.float32] * 3
+
+
 def test_alpha_equals_soft_silhouette_and_tiny_gamma_is_finite():
     verts, faces = random_mesh(np.random.default_rng(2), 10, 16)
     out = jax.jit(functools.partial(render.soft_rasterize, image_size=16, gamma=1e-7))(

@@ -115,3 +115,14 @@ def test_tile_grid_rounds_up_and_refuses_sizes_below_one():
         message = f"tile_size must be a positive int (pixels); got {bad!r}"
         with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
             binning.tile_grid((8, 8), bad)
+
+
+def test_tiles_to_image_puts_each_tile_pixel_in_place_and_crops_the_overhang():
+    h, w, t = 5, 7, 4  # 2 x 2 tiles, the last row and column of tiles cut
+    values = np.random.default_rng(0).normal(size=(4, t * t, 2)).astype(np.float32)
+    image = np.asarray(binning.tiles_to_image(values, image_size=(h, w), tile_size=t))
+    want = np.zeros((h, w, 2))
+    for y in range(h):
+        for x in range(w):
+            want[y, x] = values[(y // t) * 2 + x // t, (y % t) * t + x % t]
+    np.testing.assert_array_equal(image, want)

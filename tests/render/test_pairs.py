@@ -71,6 +71,23 @@ def test_pair_reduce_takes_the_min_or_max_with_init_where_no_pair_reaches(op, in
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("num_pairs", [5, 7])
+def test_an_odd_pair_count_runs_its_last_partial_chunk(num_pairs):
+    tiles = np.where(np.arange(8) < num_pairs, TILES % NUM_TILES, NUM_TILES)  # Bins' contract
+    got = pairs.pair_sum(_kernel, (H, W), TILE, CHUNK, jnp.asarray(PARAMS),
+                         jax.tree.map(jnp.asarray, EXTRA), FACE, tiles, num_pairs)  # fmt: skip
+    want = np.zeros((NUM_TILES, P, 2))
+    for t, values in _numpy_values(PARAMS, EXTRA, FACE, tiles, num_pairs):
+        want[t] += values
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_pair_reduce_refuses_other_operations():
+    with pytest.raises(ValueError, match="^op must be 'min' or 'max'; got 'sum'$"):
+        pairs.pair_reduce(_kernel, (H, W), TILE, CHUNK, jnp.asarray(PARAMS), EXTRA, FACE, TILES,
+                          8, op="sum", init=0.0)  # fmt: skip
+
+
 def test_pair_sum_gradients_match_finite_differences():
     with jax.enable_x64():
         params = jnp.asarray(PARAMS, jnp.float64)
