@@ -47,7 +47,8 @@ GROUPS = {
     ),
     "render_primitives": (
         ["hand_jax/render/primitives.py", "hand_jax/render/dense.py"],
-        ["tests/render/test_soft.py", "tests/render/test_aggregate.py"],
+        ["tests/render/test_primitives.py", "tests/render/test_soft.py",
+         "tests/render/test_aggregate.py"],
     ),
     "render_aggregate": (["hand_jax/render/aggregate.py"], ["tests/render/test_aggregate.py"]),
     "render_hard": (["hand_jax/render/hard.py"], ["tests/render/test_hard.py"]),
