@@ -16,6 +16,9 @@ _SYMMETRIC = "-noise: N(0, s^2) is symmetric, so the generated problems keep the
 
 # fmt: off
 _EQUIVALENT = [
+    ('hand_jax/refine/optimize.py',
+     'name: np.nonzero(~np.all(np.isfinite(np.asarray(value)), axis=-1))[0].tolist()', 1,
+     'axis=+1 is axis=-1 on the rank-2 parameters (checked just above)'),
     ('hand_jax/render/binning.py',
      'face=jnp.where(used, face, 0),', 0,
      "an unused slot's values are dropped (its tile is out of range): any face index does"),

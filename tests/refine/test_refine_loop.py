@@ -13,6 +13,7 @@ import pytest
 from hand_jax.params import HandParams, precondition
 from hand_jax.refine import optimize
 from hand_jax.refine.energy import Evidence
+from launch.configs import refine as refine_config
 
 TARGET = HandParams(
     global_rot=jnp.array([0.5, -1.0, 0.25, 2.0]), pose=jnp.array([1.0, 0.5, -0.5]),
@@ -67,6 +68,14 @@ def test_diverging_steps_keep_the_initial_estimate_as_the_best():
     _assert_tree(out.best_params, ZERO, rtol=0)
     np.testing.assert_allclose(out.best_loss, C2, rtol=1e-6)
     _assert_tree(out.params, jax.tree.map(lambda c: c * (1 - (-2) ** 3), TARGET), rtol=1e-5)
+
+
+def test_an_equal_energy_keeps_the_earlier_iterate_as_the_best():
+    # lr = 1: x_t - c = -(x_{t-1} - c), every iterate has the energy |c|^2 exactly.
+    out, _ = _run(_quadratic, 1.0, 3)
+    np.testing.assert_array_equal(out.losses, [C2, C2, C2])
+    _assert_tree(out.best_params, ZERO, rtol=0)
+    _assert_tree(out.params, jax.tree.map(lambda c: 2 * c, TARGET), rtol=0)
 
 
 def test_a_step_whose_energy_is_not_finite_is_skipped():
@@ -186,6 +195,13 @@ def test_default_optimizer_is_adam_at_the_documented_rate(monkeypatch, precondit
         init, evidence,
     )  # fmt: skip
     assert rates == [lr]
+
+
+def test_make_refine_fn_defaults_are_the_commands():
+    config = refine_config.get_config()
+    defaults = optimize.make_refine_fn.__kwdefaults__
+    assert defaults["sigma"] == config.sigma and defaults["precondition"] == config.precondition
+    assert defaults["silhouette_loss"] == "l2"
 
 
 def test_energy_defaults_are_sigma_1_and_preconditioned():
