@@ -16,6 +16,15 @@ _SYMMETRIC = "-noise: N(0, s^2) is symmetric, so the generated problems keep the
 
 # fmt: off
 _EQUIVALENT = [
+    ('hand_jax/render/hard.py',
+     'n = jnp.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # [F, 3], |n| = 2 area', 5,
+     'cross(e, v2 - v1) = cross(e, v2 - v0 - e) = cross(e, v2 - v0) with e = v1 - v0'),
+    ('hand_jax/render/hard.py',
+     'norm2 = jnp.sum(acc**2, axis=-1, keepdims=True)', 2,
+     'axis=+1 is axis=-1 on the [V, 3] sums'),
+    ('hand_jax/render/hard.py',
+     'return jnp.where(ok, acc * jax.lax.rsqrt(jnp.where(ok, norm2, 1.0)), 0.0)', 1,
+     'the inner fallback is discarded by the outer jnp.where'),
     ('hand_jax/refine/optimize.py',
      'name: np.nonzero(~np.all(np.isfinite(np.asarray(value)), axis=-1))[0].tolist()', 1,
      'axis=+1 is axis=-1 on the rank-2 parameters (checked just above)'),

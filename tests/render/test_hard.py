@@ -114,3 +114,29 @@ def test_bad_inputs_raise():
         render.render_hard(np.zeros((3, 3)), faces, np.zeros((2, 3)), image_size=8)
     with pytest.raises(ValueError, match="supersample"):
         render.render_hard(np.zeros((3, 3)), faces, image_size=8, supersample=0)
+
+
+def test_vertex_normals_against_a_numpy_loop():
+    rng = np.random.default_rng(4)
+    verts = rng.normal(0.0, 0.3, (9, 3))  # small faces: |cross| well below 1
+    faces = np.array([[0, 1, 2], [0, 2, 3], [1, 3, 4], [4, 5, 6], [2, 6, 7]])  # vertex 8 unused
+    want = np.zeros((9, 3))
+    for a, b, c in faces:
+        n = np.cross(verts[b] - verts[a], verts[c] - verts[a])  # area-weighted
+        for v in (a, b, c):
+            want[v] += n
+    norms = np.linalg.norm(want, axis=1, keepdims=True)
+    want = np.where(norms > 0, want / np.where(norms > 0, norms, 1.0), 0.0)
+    got = np.asarray(render.vertex_normals(jnp.asarray(verts), jnp.asarray(faces)))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert np.all(got[8] == 0.0)  # an isolated vertex: zero, not NaN
+
+
+@pytest.mark.parametrize("winding", [1, -1])
+def test_pixel_centres_on_the_edges_are_covered(winding):
+    # Every edge of this triangle runs through pixel centres: x = 0.5, y = 0.5 and x + y = 5.
+    tri = np.array([[0.5, 0.5, 1.0], [4.5, 0.5, 1.0], [0.5, 4.5, 1.0]], np.float32)
+    faces = np.array([[0, 1, 2]]) if winding > 0 else np.array([[0, 2, 1]])
+    out = render.render_hard(tri, faces, image_size=6)
+    j, i = np.mgrid[:6, :6]
+    np.testing.assert_array_equal(out.mask, (i + j <= 4).astype(np.float32))
