@@ -140,3 +140,21 @@ def test_pixel_centres_on_the_edges_are_covered(winding):
     out = render.render_hard(tri, faces, image_size=6)
     j, i = np.mgrid[:6, :6]
     np.testing.assert_array_equal(out.mask, (i + j <= 4).astype(np.float32))
+
+
+def test_a_zero_area_face_covers_nothing_and_a_half_pixel_face_its_centre():
+    verts = np.array([
+        [0.5, 0.5, 1.0], [2.5, 2.5, 1.0], [4.5, 4.5, 1.0],  # collinear through pixel centres
+        [5.5, 0.5, 1.0], [6.5, 0.5, 1.0], [5.5, 1.5, 1.0],  # area 1/2, one centre inside...
+    ], np.float32)  # fmt: skip
+    out = render.render_hard(verts, np.array([[0, 1, 2], [3, 4, 5]]), image_size=8)
+    want = np.zeros((8, 8), np.float32)
+    want[0, 5] = want[0, 6] = want[1, 5] = 1.0  # ...and two on its closed edges
+    np.testing.assert_array_equal(out.mask, want)
+
+
+def test_without_culling_a_vertex_at_depth_zero_stays_finite():
+    verts, faces = random_mesh(np.random.default_rng(5), 6, 12)
+    verts[0, 2] = 0.0  # outside perspective_correct's domain (depth > 0): finite, not NaN
+    out = render.render_hard(verts, faces, image_size=12, near=None)
+    assert all(np.all(np.isfinite(x)) for x in out)

@@ -119,12 +119,13 @@ def test_degenerate_faces_are_masked_not_divided_by():
     assert np.all(np.isfinite(jax.grad(loss)(jnp.asarray(tris))))
 
 
-def test_tiny_edges_count_as_degenerate():
-    # An edge of 1e-7 px (length^2 1e-14 < 1e-12) is dropped; one of 1e-5 px is kept.
-    tris = np.array([[[0.0, 0.0], [1e-7, 0.0], [0.0, 1.0]], [[0.0, 0.0], [1e-5, 0.0], [0.0, 1.0]]])
+@pytest.mark.parametrize("length, kept", [(1e-7, False), (0.9e-6, False), (1.1e-6, True),
+                                          (1e-5, True)])  # fmt: skip
+def test_edges_shorter_than_a_micro_pixel_count_as_degenerate(length, kept):
+    tris = np.array([[[0.0, 0.0], [length, 0.0], [0.0, 1.0]]])
     with jax.enable_x64(True):
         params = np.asarray(primitives.face_params(jnp.asarray(tris)))
-    assert params[0, 12] == 0.0 and params[1, 12] == pytest.approx(1e10)
+    assert params[0, 12] == (pytest.approx(length**-2) if kept else 0.0)
 
 
 def test_perspective_correct_against_the_definition():
