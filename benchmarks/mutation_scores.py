@@ -150,11 +150,15 @@ def prepare(copy: str, sources: list[str], group: str) -> None:
 
 
 def retry_survivors(copy: str) -> None:
-    """Mark survivors untested (after changing the runner's test files, not their content)."""
+    """Mark the survivors that are not listed as equivalent untested, to run them again (after
+    adding tests that target them)."""
     db = os.path.join(copy, ".mutmut-cache")
     if os.path.exists(db):
+        rows = [r for r in mutants(copy) if r[4] == "bad_survived" and not is_equivalent(r)]
         with sqlite3.connect(db) as con:
-            con.execute("update Mutant set status = 'untested' where status = 'bad_survived'")
+            con.executemany(
+                "update Mutant set status = 'untested' where id = ?", [(r[5],) for r in rows]
+            )
 
 
 def _untested_ids(copy: str) -> list[int]:
