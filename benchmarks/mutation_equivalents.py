@@ -16,6 +16,29 @@ _SYMMETRIC = "-noise: N(0, s^2) is symmetric, so the generated problems keep the
 
 # fmt: off
 _EQUIVALENT = [
+    ('hand_jax/render/hard.py',
+     'capacity = soft.round_capacity(capacity, num_faces, hw, tile_size, chunk, 0.0)', 0,
+     'a capacity sized for a 1 px margin is only larger: no pixel changes'),
+    ('hand_jax/render/hard.py',
+     "bins = binning.bin_faces(xy, valid, 0.0, image_size=hw, tile_size=tile_size, "
+     "capacity=capacity)", 0,
+     "a 1 px binning margin only adds pairs that cover no pixel centre (within the "
+     "capacity's headroom)"),
+    ('hand_jax/render/hard.py',
+     'safe = jnp.minimum(face, xy.shape[0] - 1)', 1,
+     'JAX clamps the gather index F + 1 to F - 1: the same row'),
+    ('hand_jax/render/hard.py',
+     'cols = tuple(c[..., 0] for c in cols)', 0,
+     'JAX clamps the index 1 on an axis of 1 to 0'),
+    ('hand_jax/render/hard.py',
+     'b = primitives.barycentrics(edge, cols, clip=True)', 0,
+     "the visible face's closed triangle holds the pixel centre: its weights are >= 0 already"),
+    ('hand_jax/render/hard.py',
+     'n = n * jax.lax.rsqrt(jnp.maximum(jnp.sum(n**2, -1, keepdims=True), 1e-20))', 6,
+     'a squared normal length below 2e-20 never occurs for interpolated unit normals of one side'),
+    ('hand_jax/render/hard.py',
+     'n = jnp.where(n[..., 2:] > 0, -n, n)  # face the camera (two-sided lighting)', 1,
+     '>= for a normal exactly in the image plane (n_z = 0): measure zero'),
     ('hand_jax/render/primitives.py',
      'ok = jnp.abs(x) > eps', 0,
      '>= at the degenerate threshold: a squared length exactly 1e-12 has measure zero'),

@@ -158,3 +158,19 @@ def test_without_culling_a_vertex_at_depth_zero_stays_finite():
     verts[0, 2] = 0.0  # outside perspective_correct's domain (depth > 0): finite, not NaN
     out = render.render_hard(verts, faces, image_size=12, near=None)
     assert all(np.all(np.isfinite(x)) for x in out)
+
+
+@pytest.mark.parametrize("facing", [1.0, -1.0])  # away from the camera, towards it
+def test_shading_renormalises_interpolated_normals_and_lights_both_sides(facing):
+    tri = np.array([[1.0, 1.0, 1.0], [9.0, 1.0, 1.0], [1.0, 9.0, 1.0]], np.float32)
+    normals = np.array([[0.6, 0.0, 0.8], [-0.6, 0.0, 0.8], [0.0, 0.6, 0.8]], np.float32) * facing
+    light = np.array([0.3, 0.2, -1.0])
+    out = render.render_hard(tri, np.array([[0, 1, 2]]), image_size=10, vert_normals=normals,
+                             light_dir=tuple(light), perspective_correct=False)  # fmt: skip
+    p = np.array([4.5, 4.5])  # pixel (4, 4)
+    b = np.linalg.solve(np.vstack([tri[:, :2].T, np.ones(3)]), [*p, 1.0])
+    n = b @ normals
+    n = n / np.linalg.norm(n)
+    n = -n if n[2] > 0 else n  # two-sided: the side that faces the camera
+    lambert = max(n @ (light / np.linalg.norm(light)), 0.0)
+    np.testing.assert_allclose(out.rgb[4, 4], 0.4 + 0.6 * lambert, rtol=1e-5)

@@ -60,9 +60,10 @@ def test_distance_to_the_boundary_and_edge_functions():
 def test_inside_is_a_strict_same_sign_of_all_three_edges():
     edge = tuple(jnp.asarray(x, jnp.float32) for x in zip(*[
         (1, 2, 3), (-1, -2, -3), (1, -2, 3), (0, 2, 3), (0, -1, -1), (2, 2, 0), (-1, 0, -1),
+        (1, 0, 1), (-1, -1, 0),
     ], strict=True))  # fmt: skip
     got = np.asarray(primitives.inside_from_edges(edge)).tolist()
-    assert got == [True, True, False, False, False, False, False]
+    assert got == [True, True] + [False] * 7
 
 
 def test_soft_logit_and_log_one_minus_coverage():
