@@ -161,12 +161,14 @@ def test_without_culling_a_vertex_at_depth_zero_stays_finite():
 
 
 @pytest.mark.parametrize("facing", [1.0, -1.0])  # away from the camera, towards it
-def test_shading_renormalises_interpolated_normals_and_lights_both_sides(facing):
+@pytest.mark.parametrize("light", [(0.3, 0.2, -1.0), None])  # None: the default, from the camera
+def test_shading_renormalises_interpolated_normals_and_lights_both_sides(facing, light):
     tri = np.array([[1.0, 1.0, 1.0], [9.0, 1.0, 1.0], [1.0, 9.0, 1.0]], np.float32)
     normals = np.array([[0.6, 0.0, 0.8], [-0.6, 0.0, 0.8], [0.0, 0.6, 0.8]], np.float32) * facing
-    light = np.array([0.3, 0.2, -1.0])
+    kwargs = {} if light is None else {"light_dir": light}
     out = render.render_hard(tri, np.array([[0, 1, 2]]), image_size=10, vert_normals=normals,
-                             light_dir=tuple(light), perspective_correct=False)  # fmt: skip
+                             perspective_correct=False, **kwargs)  # fmt: skip
+    light = np.array((0.0, 0.0, -1.0) if light is None else light)
     p = np.array([4.5, 4.5])  # pixel (4, 4)
     b = np.linalg.solve(np.vstack([tri[:, :2].T, np.ones(3)]), [*p, 1.0])
     n = b @ normals
