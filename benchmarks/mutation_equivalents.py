@@ -16,6 +16,18 @@ _SYMMETRIC = "-noise: N(0, s^2) is symmetric, so the generated problems keep the
 
 # fmt: off
 _EQUIVALENT = [
+    ('hand_jax/refine/io.py',
+     'betas=gt.betas + betas_std * jax.random.normal(keys[5], (num, n_betas)),', 2,
+     'keys[6] is drawn nowhere else: the same distribution, still independent'),
+    ('hand_jax/render/primitives.py',
+     'inv = 1.0 / jnp.where(ok, total, 1.0)', 2,
+     'the fallback is discarded by the jnp.where below (zero-area weights are 1/3)'),
+    ('hand_jax/render/primitives.py',
+     'w = tuple(bk * iz for bk, iz in zip(b, inv_z, strict=True))', 1,
+     'three weights and three inverse depths, always'),
+    ('hand_jax/render/hard.py',
+     'light_dir=(0.0, 0.0, -1.0),', 3,
+     'the light direction is normalised: (0, 0, -2) is (0, 0, -1)'),
     ('hand_jax/render/hard.py',
      'capacity = soft.round_capacity(capacity, num_faces, hw, tile_size, chunk, 0.0)', 0,
      'a capacity sized for a 1 px margin is only larger: no pixel changes'),

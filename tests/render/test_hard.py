@@ -140,6 +140,17 @@ def test_pixel_centres_on_the_edges_are_covered(winding):
     out = render.render_hard(tri, faces, image_size=6)
     j, i = np.mgrid[:6, :6]
     np.testing.assert_array_equal(out.mask, (i + j <= 4).astype(np.float32))
+    assert np.all(np.asarray(out.rgb)[i + j > 4] == 0.0)  # the default background: black
+
+
+def test_interpolation_is_perspective_correct_by_default():
+    tri = np.array([[1.0, 1.0, 1.0], [9.0, 1.0, 4.0], [1.0, 9.0, 2.0]], np.float32)
+    faces = np.array([[0, 1, 2]])
+    default = render.render_hard(tri, faces, image_size=10)
+    correct = render.render_hard(tri, faces, image_size=10, perspective_correct=True)
+    affine = render.render_hard(tri, faces, image_size=10, perspective_correct=False)
+    np.testing.assert_array_equal(default.depth, correct.depth)
+    assert np.abs(np.asarray(affine.depth) - np.asarray(correct.depth)).max() > 0.1
 
 
 def test_a_zero_area_face_covers_nothing_and_a_half_pixel_face_its_centre():
