@@ -16,6 +16,18 @@ _SYMMETRIC = "-noise: N(0, s^2) is symmetric, so the generated problems keep the
 
 # fmt: off
 _EQUIVALENT = [
+    ('hand_jax/render/hard.py',
+     'tile_size: int = 8,', 0,
+     "the tile size only partitions the z-buffer's work"),
+    ('hand_jax/render/hard.py',
+     'chunk: int = 1024,', 0,
+     "the chunk only groups the pair loop's work"),
+    ('hand_jax/render/hard.py',
+     'normals = _per_face(vert_normals, faces, verts_px.shape[0], dtype, "vert_normals", 0.0)', 2,
+     'the fill is used only for None, and this call is reached only with normals'),
+    ('hand_jax/render/primitives.py',
+     'return tuple(jnp.where(ok, wk * depth, bk) for wk, bk in zip(w, b, strict=True)), depth', 1,
+     'three weights and three screen weights, always'),
     ('hand_jax/refine/io.py',
      'betas=gt.betas + betas_std * jax.random.normal(keys[5], (num, n_betas)),', 2,
      'keys[6] is drawn nowhere else: the same distribution, still independent'),

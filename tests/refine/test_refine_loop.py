@@ -200,9 +200,10 @@ def test_default_optimizer_is_adam_at_the_documented_rate(monkeypatch, precondit
 
 def test_make_refine_fn_defaults_are_the_commands():
     config = refine_config.get_config()
-    defaults = optimize.make_refine_fn.__kwdefaults__
-    assert defaults["sigma"] == config.sigma and defaults["precondition"] == config.precondition
-    assert defaults["silhouette_loss"] == "l2"
+    for fn in (optimize.make_refine_fn, optimize.refine_batch):
+        defaults = fn.__kwdefaults__
+        assert defaults["sigma"] == config.sigma and defaults["precondition"] == config.precondition
+        assert defaults["silhouette_loss"] == "l2"
 
 
 def test_energy_defaults_are_sigma_1_and_preconditioned():

@@ -1,6 +1,7 @@
 """Hard z-buffer renderer: against a numpy z-buffer, shading closed forms, soft limit."""
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -187,3 +188,35 @@ def test_shading_renormalises_interpolated_normals_and_lights_both_sides(facing,
     n = -n if n[2] > 0 else n  # two-sided: the side that faces the camera
     lambert = max(n @ (light / np.linalg.norm(light)), 0.0)
     np.testing.assert_allclose(out.rgb[4, 4], 0.4 + 0.6 * lambert, rtol=1e-5)
+
+
+def test_two_column_vertices_draw_at_depth_one():
+    verts, faces = random_mesh(np.random.default_rng(6), 6, 12)
+    flat = render.render_hard(verts[:, :2], faces, image_size=12)
+    at_one = render.render_hard(np.c_[verts[:, :2], np.ones(len(verts))], faces, image_size=12)
+    for a, b in zip(flat, at_one, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert np.asarray(flat.mask).any()
+
+
+def test_float32_vertices_render_in_float32_with_x64_enabled():
+    verts, faces = random_mesh(np.random.default_rng(7), 4, 8)
+    with jax.enable_x64(True):
+        normals = np.tile([0.0, 0.0, -1.0], (len(verts), 1))
+        out = render.render_hard(verts, faces, image_size=8, vert_normals=normals,
+                                 light_dir=np.array([0.0, 0.0, -1.0]))  # fmt: skip
+    assert [x.dtype for x in out] == [jnp.float32] * 3
+
+
+def test_refusals_name_the_argument_word_for_word():
+    verts, faces = random_mesh(np.random.default_rng(8), 2, 8)
+    cases = [
+        (dict(supersample=0), "supersample must be an int >= 1; got 0"),
+        (dict(vert_colors=np.ones((5, 3))),
+         "vert_colors must have shape [V, 3] = [6, 3]; got (5, 3)"),
+        (dict(vert_normals=np.ones((6, 2))),
+         "vert_normals must have shape [V, 3] = [6, 3]; got (6, 2)"),
+    ]  # fmt: skip
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            render.render_hard(verts, faces, image_size=8, **kwargs)

@@ -8,7 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hand_jax.render import primitives
+from hand_jax.render import dense, primitives
+
+from . import dense_reference as ref
+from . import random_mesh
 
 RNG = np.random.default_rng(0)
 TRIS = RNG.uniform(0.0, 10.0, (6, 3, 2))
@@ -141,3 +144,10 @@ def test_perspective_correct_against_the_definition():
     zero = tuple(jnp.zeros(1) for _ in range(3))
     out, d = primitives.perspective_correct(zero, tuple(1.0 / z))
     assert float(d[0]) == 1.0 and all(float(x[0]) == 0.0 for x in out)
+
+
+def test_dense_silhouette_defaults_and_culling_match_the_numpy_reference():
+    verts, faces = random_mesh(np.random.default_rng(3), 8, 12)  # depths in [1, 2]
+    verts[faces[0], 2] = -1.0  # one face behind the camera: culled at near = 0
+    got = dense.dense_soft_silhouette(verts, faces, image_size=12)  # sigma 1, near 0
+    np.testing.assert_allclose(got, ref.soft_silhouette(verts, faces, 12, 12, 1.0), atol=1e-5)
