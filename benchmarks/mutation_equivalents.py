@@ -17,6 +17,15 @@ _SYMMETRIC = "-noise: N(0, s^2) is symmetric, so the generated problems keep the
 # fmt: off
 _EQUIVALENT = [
     ('hand_jax/render/hard.py',
+     'return jnp.full((faces.shape[0], 3, 3), default, dtype)', 1,
+     'a fourth vertex row of the default is never read (shading reads rows 0-2)'),
+    ('hand_jax/render/hard.py',
+     'depth = pool(depth * mask) / jnp.maximum(cover, 1e-12)', 2,
+     'coverage is 0 or at least 1/s^2: the floor is never reached otherwise'),
+    ('hand_jax/render/hard.py',
+     'return HardRender(rgb=pool(rgb), mask=cover, depth=jnp.where(cover > 0, depth, 0.0))', 0,
+     'where cover = 0 the pooled depth is 0 / 1e-12 = 0 anyway'),
+    ('hand_jax/render/hard.py',
      'tile_size: int = 8,', 0,
      "the tile size only partitions the z-buffer's work"),
     ('hand_jax/render/hard.py',

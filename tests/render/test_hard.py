@@ -196,7 +196,7 @@ def test_two_column_vertices_draw_at_depth_one():
     at_one = render.render_hard(np.c_[verts[:, :2], np.ones(len(verts))], faces, image_size=12)
     for a, b in zip(flat, at_one, strict=True):
         np.testing.assert_array_equal(a, b)
-    assert np.asarray(flat.mask).any()
+    assert np.asarray(flat.mask).any() and flat.rgb.shape == (12, 12, 3)  # white by default
 
 
 def test_float32_vertices_render_in_float32_with_x64_enabled():
@@ -220,3 +220,25 @@ def test_refusals_name_the_argument_word_for_word():
     for kwargs, message in cases:
         with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
             render.render_hard(verts, faces, image_size=8, **kwargs)
+
+
+def test_supersampling_is_the_mean_of_the_render_at_the_finer_resolution():
+    rng = np.random.default_rng(9)
+    verts, faces = random_mesh(rng, 8, 10)
+    colors = rng.uniform(size=(len(verts), 3)).astype(np.float32)
+    coarse = render.render_hard(verts, faces, colors, image_size=(10, 12), supersample=2)
+    fine_verts = verts * np.array([2.0, 2.0, 1.0], np.float32)
+    fine = render.render_hard(fine_verts, faces, colors, image_size=(20, 24))
+
+    def pool(x):
+        x = np.asarray(x, np.float64)
+        return x.reshape(10, 2, 12, 2, *x.shape[2:]).mean(axis=(1, 3))
+
+    cover = pool(fine.mask)
+    depth = np.where(
+        cover > 0, pool(np.asarray(fine.depth) * fine.mask) / np.maximum(cover, 1e-12), 0.0
+    )
+    assert 0 < cover.mean() < 1 and np.any((cover > 0) & (cover < 1))
+    np.testing.assert_allclose(coarse.mask, cover, atol=1e-6)
+    np.testing.assert_allclose(coarse.rgb, pool(fine.rgb), atol=1e-5)
+    np.testing.assert_allclose(coarse.depth, depth, atol=1e-5)
