@@ -16,6 +16,12 @@ _SYMMETRIC = "-noise: N(0, s^2) is symmetric, so the generated problems keep the
 
 # fmt: off
 _EQUIVALENT = [
+    ('hand_jax/render/aggregate.py',
+     'return jnp.zeros((faces.shape[0], 3, 0), dtype)', 1,
+     'an empty attribute block: [F, 4, 0] and [F, 3, 0] both reshape to [F, 0]'),
+    ('hand_jax/render/aggregate.py',
+     'return jnp.where(valid[:, None, None], a, 0.0)', 0,
+     'culled faces are never binned: their attributes are never read'),
     ('hand_jax/render/hard.py',
      'return jnp.full((faces.shape[0], 3, 3), default, dtype)', 1,
      'a fourth vertex row of the default is never read (shading reads rows 0-2)'),

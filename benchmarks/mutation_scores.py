@@ -142,8 +142,9 @@ def prepare(copy: str, sources: list[str], group: str) -> None:
         _git_files(copy, [])
         load_state(copy, group)
         return
-    # A stopped run can leave a mutant written into a source file: restore them all.
-    _git_files(copy, ["tests", *sources])
+    # A stopped run can leave a mutant written into a source file: restore them all, with the
+    # rest of the package and the tests as they are at HEAD.
+    _git_files(copy, ["tests", "hand_jax", "launch"])
     for source in sources:
         if os.path.exists(os.path.join(copy, source + ".bak")):
             os.remove(os.path.join(copy, source + ".bak"))

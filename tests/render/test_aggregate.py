@@ -1,6 +1,7 @@
 """Soft depth and colour (SoftRas aggregation) against the plain-numpy reference."""
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -141,3 +142,18 @@ def test_bad_attrs_raise():
     with pytest.raises(ValueError, match="vert_attrs"):
         render.soft_rasterize(np.zeros((3, 2)), np.array([[0, 1, 2]]), np.zeros((4, 3)),
                               image_size=8)  # fmt: skip
+
+
+def test_without_attributes_and_refusals_word_for_word():
+    verts, faces = random_mesh(np.random.default_rng(10), 5, 8)
+    out = render.soft_rasterize(verts, faces, None, image_size=8)
+    assert out.attrs.shape == (8, 8, 0)
+    np.testing.assert_allclose(
+        out.alpha, render.soft_silhouette(verts, faces, image_size=8), atol=1e-6
+    )
+    for attrs, message in [
+        (np.ones(15), "vert_attrs must have shape [V, A]; got (15,)"),
+        (np.ones((14, 2)), "vert_attrs must have one row per vertex (15); got (14, 2)"),
+    ]:
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            render.soft_rasterize(verts, faces, attrs, image_size=8)

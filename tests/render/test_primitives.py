@@ -147,7 +147,8 @@ def test_perspective_correct_against_the_definition():
 
 
 def test_dense_silhouette_defaults_and_culling_match_the_numpy_reference():
-    verts, faces = random_mesh(np.random.default_rng(3), 8, 12)  # depths in [1, 2]
+    verts, faces = random_mesh(np.random.default_rng(3), 8, 12)
+    verts[:, 2] -= 0.5  # depths in [0.5, 1.5]: the default near plane is 0, not 1
     verts[faces[0], 2] = -1.0  # one face behind the camera: culled at near = 0
     got = dense.dense_soft_silhouette(verts, faces, image_size=12)  # sigma 1, near 0
     np.testing.assert_allclose(got, ref.soft_silhouette(verts, faces, 12, 12, 1.0), atol=1e-5)
