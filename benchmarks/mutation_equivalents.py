@@ -16,6 +16,15 @@ _SYMMETRIC = "-noise: N(0, s^2) is symmetric, so the generated problems keep the
 
 # fmt: off
 _EQUIVALENT = [
+    ('hand_jax/render/hard.py',
+     'if verts_px.ndim == 2 and verts_px.shape[-1] == 2:', 2,
+     'shape[+1] is shape[-1] once ndim == 2'),
+    ('hand_jax/render/hard.py',
+     'return jnp.full((faces.shape[0], 3, 3), default, dtype)', 0,
+     'a constant table with 3 rows: JAX clamps the gather, every row reads the same default'),
+    ('hand_jax/render/aggregate.py',
+     'return jnp.zeros((faces.shape[0], 3, 0), dtype)', 0,
+     'an empty block: [3, 3, 0] reshapes to [F, 0] as well'),
     ('hand_jax/render/aggregate.py',
      'return jnp.zeros((faces.shape[0], 3, 0), dtype)', 1,
      'an empty attribute block: [F, 4, 0] and [F, 3, 0] both reshape to [F, 0]'),

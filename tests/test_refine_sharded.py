@@ -19,6 +19,8 @@ SCRIPT = textwrap.dedent(
     plain = refine.make_refine_fn(model, num_steps=5, image_size=32)
     a, b = sharded(init, evidence), plain(init, evidence)
     assert len(a.losses.sharding.device_set) == 8, a.losses.sharding
+    by_row = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    assert a.losses.sharding.is_equivalent_to(by_row, 2), a.losses.sharding  # split by example
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-5)
     print("OK")
