@@ -10,8 +10,9 @@ test and runs the last failures first, so neighbouring mutants are usually kille
 that killed the previous one. A persistent JAX compilation cache shared by the copies makes an
 unchanged function's test compile once (about 3x faster test files on the 2-core CPU).
 
-A rerun resumes: the copy's ``tests/`` is refreshed from HEAD, killed mutants stay killed and
-only survivors and untested mutants run again. The score counts killed, timed-out and
+A rerun resumes: the copy's ``tests/``, ``hand_jax/`` and ``launch/`` are refreshed from HEAD,
+killed mutants stay killed and untested mutants run (``--retry_survivors``: the survivors not
+listed as equivalent too). The score counts killed, timed-out and
 "suspicious" (killed, but slowly) mutants over all mutants less the equivalent ones listed in
 EQUIVALENT (benchmarks/mutation_equivalents.py: mutants that cannot change behaviour, with
 the reason). Each group's mutmut cache is saved in benchmarks/mutation_state/ after a run:
