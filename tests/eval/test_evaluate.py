@@ -11,6 +11,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from hand_jax.eval import evaluate, protocol
+from tests.data import test_dexter_object as dexter_fixtures  # a plain import: errors fail
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -239,7 +240,7 @@ def test_launcher_end_to_end(tmp_path):
 
 def test_dexter_object_through_the_real_loader(tmp_path):
     """Ground truth via hand_jax.data.load_split on a native-format fixture tree."""
-    fixtures = pytest.importorskip("tests.data.test_dexter_object")
+    fixtures = dexter_fixtures
     from hand_jax.data import dexter_object, load_split
 
     for i, seq in enumerate(dexter_object.SEQUENCES):

@@ -12,6 +12,7 @@ from hand_jax import keypoints as kp
 from hand_jax.data import crop, schema, stb
 from hand_jax.estimate import dataset as estimate_dataset
 from hand_jax.eval import evaluate, protocol
+from tests.data import test_stb as stb_fixtures  # a plain import: an import error fails
 
 W, H = 64, 48  # source image size of the synthetic samples
 K = np.array([[60.0, 0.5, 30.0], [0.0, 62.0, 22.0], [0.0, 0.0, 1.0]])
@@ -209,7 +210,7 @@ def test_a_mirror_dropped_on_one_side_is_an_error(tmp_path, monkeypatch, side):
 
 def test_stb_through_the_real_loader_and_protocol_crops(tmp_path):
     """STB fixture end to end: crops, un-mirroring, wrist -> palm, palm ground truth."""
-    fixtures = pytest.importorskip("tests.data.test_stb")
+    fixtures = stb_fixtures
     labels = fixtures.write_stb(str(tmp_path), ["B1Counting", "B1Random"])
     crops = protocol.load_crops("stb", str(tmp_path), "test", crop_size=32, crop_margin=0.25)
     frames = protocol.source_frames(crops)
@@ -227,7 +228,7 @@ def test_stb_through_the_real_loader_and_protocol_crops(tmp_path):
 
 def test_checkpoint_predictions_are_mapped_to_the_original_frame(tmp_path, monkeypatch):
     """evaluate(checkpoint=...) un-mirrors like write_predictions (a stub model, no jit)."""
-    fixtures = pytest.importorskip("tests.data.test_stb")
+    fixtures = stb_fixtures
     fixtures.write_stb(str(tmp_path), ["B1Counting", "B1Random"])
     config = types.SimpleNamespace(data=types.SimpleNamespace(image_size=32, crop_margin=0.25))
     stub = types.SimpleNamespace(
