@@ -5,6 +5,7 @@ made with a throwaway ``chumpy`` module (removed from ``sys.modules`` before loa
 loader cannot lean on it), and a scipy sparse ``J_regressor`` under the old module path.
 """
 
+import contextlib
 import os
 import pickle
 import re
@@ -52,29 +53,37 @@ def _make_fake_chumpy():
     return modules, classes
 
 
-def write_official_pkl(path, arrays, *, sparse_module="scipy.sparse.csc"):
-    """Write ``arrays`` (make_synthetic_arrays layout) as an official-style MANO pickle."""
-    modules, c = _make_fake_chumpy()
-    data = ref.mano_pkl_dict(arrays)
-    data["shapedirs"] = c["Ch"](x=data["shapedirs"])
-    data["v_template"] = c["Ch"](x=data["v_template"])
-    # hands_mean hidden among other numbers and picked out by a Select, as chumpy stores slices.
-    pool = np.concatenate([np.arange(10.0), data["hands_mean"], np.arange(5.0)])
-    data["hands_mean"] = c["Select"](
-        a=c["Ch"](x=pool), idxs=np.arange(10, 55), preferred_shape=(45,)
-    )
-    flat = np.asarray(data["posedirs"]).reshape(-1)
-    data["posedirs"] = c["Reshape"](a=c["Ch"](x=flat), newshape=np.shape(data["posedirs"]))
+@contextlib.contextmanager
+def fake_chumpy():
+    """The throwaway chumpy modules, importable inside the block only: yields (modules, classes)."""
+    modules, classes = _make_fake_chumpy()
     saved = {name: sys.modules.get(name) for name in modules}
     sys.modules.update(modules)
     try:
-        blob = pickle.dumps(data, protocol=2)
+        yield modules, classes
     finally:
         for name, module in saved.items():
             if module is None:
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = module
+
+
+def write_official_pkl(path, arrays, *, sparse_module="scipy.sparse.csc"):
+    """Write ``arrays`` (make_synthetic_arrays layout) as an official-style MANO pickle."""
+    data = ref.mano_pkl_dict(arrays)
+    with fake_chumpy() as (_, c):
+        data["shapedirs"] = c["Ch"](x=data["shapedirs"])
+        data["v_template"] = c["Ch"](x=data["v_template"])
+        # hands_mean hidden among other numbers and picked out by a Select, as chumpy stores
+        # slices.
+        pool = np.concatenate([np.arange(10.0), data["hands_mean"], np.arange(5.0)])
+        data["hands_mean"] = c["Select"](
+            a=c["Ch"](x=pool), idxs=np.arange(10, 55), preferred_shape=(45,)
+        )
+        flat = np.asarray(data["posedirs"]).reshape(-1)
+        data["posedirs"] = c["Reshape"](a=c["Ch"](x=flat), newshape=np.shape(data["posedirs"]))
+        blob = pickle.dumps(data, protocol=2)
     blob = blob.replace(b"scipy.sparse._csc\n", sparse_module.encode() + b"\n")
     with open(path, "wb") as f:
         f.write(blob)

@@ -2,10 +2,8 @@
 the file, the key as the file spells it, what was found and what was expected. Small arrays and
 direct calls (no JAX), so each case is fast enough to run per mutant."""
 
-import contextlib
 import pickle
 import re
-import sys
 import warnings
 
 import numpy as np
@@ -15,7 +13,7 @@ import scipy.sparse
 from hand_jax import mano_pkl
 from hand_jax.mano_pkl import HandModelError
 from tests import mano_reference as ref
-from tests.test_mano_pkl import _make_fake_chumpy, write_official_pkl
+from tests.test_mano_pkl import fake_chumpy, write_official_pkl
 
 PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
 NAMES = {"faces": "f", "v_template": "vt", "weights": "w", "hands_mean": "hm", "parents": "kt"}
@@ -146,24 +144,8 @@ def test_kintree_refusals():
            _kintree(cycle), "p.pkl")  # fmt: skip
 
 
-@contextlib.contextmanager
-def _fake_chumpy():
-    """The throwaway chumpy of test_mano_pkl, importable inside the block only."""
-    modules, classes = _make_fake_chumpy()
-    saved = {name: sys.modules.get(name) for name in modules}
-    sys.modules.update(modules)
-    try:
-        yield modules, classes
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-
-
 def _write(path, data, protocol=2):
-    with _fake_chumpy():
+    with fake_chumpy():
         path.write_bytes(pickle.dumps(data, protocol=protocol))
     return path
 
@@ -178,7 +160,7 @@ def test_read_pkl_refusals(tmp_path):
 def test_an_unresolvable_value_names_the_key_and_the_error_both_cut_short(tmp_path):
     key = "k" * 100
     shape = (12345,) * 40  # numpy's reshape error repeats this shape: over 200 characters
-    with _fake_chumpy() as (_, classes):
+    with fake_chumpy() as (_, classes):
         reshape = classes["Reshape"](a=np.arange(6.0), newshape=shape)
         path = tmp_path / "bad.pkl"
         path.write_bytes(pickle.dumps({key: reshape}, protocol=2))
@@ -202,7 +184,7 @@ def test_a_missing_key_is_named(tmp_path):
 @pytest.mark.parametrize("protocol", [2, 3, 4])  # 3 names builtins.set; 4 has set opcodes
 def test_sparse_matrices_sets_and_transposes_of_any_protocol_load(tmp_path, protocol):
     dense = np.array([[0.0, 2.0, 0.0], [1.0, 0.0, 3.0]])
-    with _fake_chumpy() as (modules, classes):
+    with fake_chumpy() as (modules, classes):
         transpose = type("transpose", (classes["Reshape"],), {})
         transpose.__module__, transpose.__qualname__ = "chumpy.reordering", "transpose"
         modules["chumpy.reordering"].transpose = transpose
