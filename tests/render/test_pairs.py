@@ -48,14 +48,19 @@ FACE = np.array([0, 0, 1, 1, 1, 2, 0, 2], np.int32)
 TILES = np.array([0, 3, 0, 1, 2, 3, NUM_TILES, 1], np.int32)
 
 
-@pytest.mark.parametrize("num_pairs", [0, 2, 6, 8, 20])
-def test_pair_sum_adds_every_used_pair_into_its_tile(num_pairs):
+def _assert_pair_sum(tiles, num_pairs):
+    """pair_sum against the sum over the used pairs, one at a time."""
     got = pairs.pair_sum(_kernel, (H, W), TILE, CHUNK, jnp.asarray(PARAMS),
-                         jax.tree.map(jnp.asarray, EXTRA), FACE, TILES, num_pairs)  # fmt: skip
+                         jax.tree.map(jnp.asarray, EXTRA), FACE, tiles, num_pairs)  # fmt: skip
     want = np.zeros((NUM_TILES, P, 2))
-    for t, values in _numpy_values(PARAMS, EXTRA, FACE, TILES, num_pairs):
+    for t, values in _numpy_values(PARAMS, EXTRA, FACE, tiles, num_pairs):
         want[t] += values
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("num_pairs", [0, 2, 6, 8, 20])
+def test_pair_sum_adds_every_used_pair_into_its_tile(num_pairs):
+    _assert_pair_sum(TILES, num_pairs)
 
 
 @pytest.mark.parametrize("op, init", [("min", 5.0), ("max", -5.0)])
@@ -74,12 +79,7 @@ def test_pair_reduce_takes_the_min_or_max_with_init_where_no_pair_reaches(op, in
 @pytest.mark.parametrize("num_pairs", [5, 7])
 def test_an_odd_pair_count_runs_its_last_partial_chunk(num_pairs):
     tiles = np.where(np.arange(8) < num_pairs, TILES % NUM_TILES, NUM_TILES)  # Bins' contract
-    got = pairs.pair_sum(_kernel, (H, W), TILE, CHUNK, jnp.asarray(PARAMS),
-                         jax.tree.map(jnp.asarray, EXTRA), FACE, tiles, num_pairs)  # fmt: skip
-    want = np.zeros((NUM_TILES, P, 2))
-    for t, values in _numpy_values(PARAMS, EXTRA, FACE, tiles, num_pairs):
-        want[t] += values
-    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    _assert_pair_sum(tiles, num_pairs)
 
 
 def test_pair_reduce_refuses_other_operations():
