@@ -17,19 +17,27 @@ from . import random_mesh
 SETTINGS = dict(sigma=1.5, gamma=0.02, eps=1e-3, near=0.0, far=4.0, background=0.25, tol=1e-9)
 
 
+def _assert_matches_reference(verts, faces, colors, hw, kwargs, ref_kwargs, *, alpha_atol=1e-5,
+                              msg=""):  # fmt: skip
+    """soft_rasterize(**kwargs) against the numpy reference(**ref_kwargs), background at far."""
+    fn = functools.partial(render.soft_rasterize, image_size=hw, **kwargs)
+    out = jax.jit(fn)(verts, faces, colors)
+    far = ref_kwargs["far"]
+    alpha, depth, attrs = ref.soft_rasterize(verts, faces, colors, *hw, background_depth=far,
+                                             **ref_kwargs)  # fmt: skip
+    np.testing.assert_allclose(out.alpha, alpha, atol=alpha_atol, err_msg=msg)
+    np.testing.assert_allclose(out.depth, depth, atol=1e-5 * far, err_msg=msg)
+    np.testing.assert_allclose(out.attrs, attrs, atol=1e-5, err_msg=msg)
+
+
 @pytest.mark.parametrize("perspective", [True, False])
 def test_matches_reference(perspective):
     rng = np.random.default_rng(int(perspective))
     verts, faces = random_mesh(rng, 12, 16)
     colors = rng.uniform(size=(len(verts), 3)).astype(np.float32)
-    fn = jax.jit(functools.partial(render.soft_rasterize, image_size=(16, 20),
-                                   perspective_correct=perspective, **SETTINGS))  # fmt: skip
-    out = fn(verts, faces, colors)
-    kw = dict(SETTINGS, background_depth=4.0, perspective=perspective)
-    alpha, depth, attrs = ref.soft_rasterize(verts, faces, colors, 16, 20, **kw)
-    np.testing.assert_allclose(out.alpha, alpha, atol=1e-5)
-    np.testing.assert_allclose(out.depth, depth, atol=1e-5 * 4)
-    np.testing.assert_allclose(out.attrs, attrs, atol=1e-5)
+    _assert_matches_reference(verts, faces, colors, (16, 20),
+                              dict(SETTINGS, perspective_correct=perspective),
+                              dict(SETTINGS, perspective=perspective))  # fmt: skip
 
 
 def test_matches_reference_with_a_near_plane_and_depths_below_one():
@@ -39,14 +47,8 @@ def test_matches_reference_with_a_near_plane_and_depths_below_one():
     verts[:3, 2] = 0.2  # one face on the near plane: culled
     colors = rng.uniform(size=(len(verts), 3)).astype(np.float32)
     settings = dict(SETTINGS, near=0.25, far=1.5)
-    out = jax.jit(functools.partial(render.soft_rasterize, image_size=(16, 20), **settings))(
-        verts, faces, colors
-    )
-    kw = dict(settings, background_depth=1.5, perspective=True)
-    alpha, depth, attrs = ref.soft_rasterize(verts, faces, colors, 16, 20, **kw)
-    np.testing.assert_allclose(out.alpha, alpha, atol=1e-5)
-    np.testing.assert_allclose(out.depth, depth, atol=1e-5 * 1.5)
-    np.testing.assert_allclose(out.attrs, attrs, atol=1e-5)
+    _assert_matches_reference(verts, faces, colors, (16, 20), settings,
+                              dict(settings, perspective=True))  # fmt: skip
 
 
 def test_without_culling_a_vertex_at_depth_zero_stays_finite():
@@ -78,16 +80,10 @@ def test_matches_reference_with_other_settings(case, kwargs, ref_kwargs):
     if case == "no depth column":
         verts = verts[:, :2]  # every face at depth 0
     colors = rng.uniform(size=(len(verts), 2)).astype(np.float32)
-    fn = functools.partial(render.soft_rasterize, image_size=(12, 14), **kwargs)
-    out = jax.jit(fn)(verts, faces, colors)
-    far = ref_kwargs["far"]
-    alpha, depth, attrs = ref.soft_rasterize(verts, faces, colors, 12, 14, background_depth=far,
-                                             **ref_kwargs)  # fmt: skip
     # The silhouette leaves out faces beyond the blur margin (D < tol, at most tol each); depth
     # and colour follow SoftRas's D >= tol rule, as the reference does.
-    np.testing.assert_allclose(out.alpha, alpha, atol=len(faces) * ref_kwargs["tol"], err_msg=case)
-    np.testing.assert_allclose(out.depth, depth, atol=1e-5 * far, err_msg=case)
-    np.testing.assert_allclose(out.attrs, attrs, atol=1e-5, err_msg=case)
+    _assert_matches_reference(verts, faces, colors, (12, 14), kwargs, ref_kwargs,
+                              alpha_atol=len(faces) * ref_kwargs["tol"], msg=case)  # fmt: skip
 
 
 def test_float32_inputs_render_in_float32_with_x64_and_float64_settings():
