@@ -90,7 +90,7 @@ def _augment(root, seed, base, paths) -> str:
 
 def _evaluate(run: str, paths: dict) -> dict:
     from hand_jax import estimate
-    from hand_jax.estimate import dataset as ds
+    from hand_jax.estimate import scoring as ds
 
     fn = estimate.make_estimate_fn(run, refine_steps=0)
     out = {}

@@ -44,7 +44,7 @@ def _time(fn, images, repeats):
 
 def _memory_mb(fn, images):
     net = fn.network
-    compiled = fn.compiled.lower(net.state, net.consts, images, None).compile()
+    compiled = fn.compiled.lower(net.variables, net.consts, images, None).compile()
     m = compiled.memory_analysis()
     if m is None:
         return float("nan")

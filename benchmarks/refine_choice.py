@@ -18,7 +18,7 @@ import numpy as np
 from absl import app, flags
 
 from hand_jax import estimate
-from hand_jax.estimate import dataset as ds
+from hand_jax.estimate import scoring as ds
 from hand_jax.reproduce import figures
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Synthetic dataset root.", required=True)

@@ -22,7 +22,8 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from hand_jax.train import evaluation as train_eval
+from hand_jax import sharding
+from hand_jax.network import batches
 from hand_jax.train import loop as train_loop
 from launch.configs import synthetic
 
@@ -66,7 +67,7 @@ def run_case(case: str, steps: int) -> dict:
     config = _config(case)
     mesh, consts, programs = train_loop.build(config)
     state = programs.init(train_loop.init_key(0), h_init=consts.h_init)
-    batch = train_eval.to_global(_batch(config), train_loop.tr.batch_sharding(mesh))
+    batch = batches.to_global(_batch(config), sharding.batch_sharding(mesh))
     key = jax.random.key(1)
     step = programs.steps["joint"]
     t = time.perf_counter()

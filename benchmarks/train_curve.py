@@ -6,7 +6,7 @@
 
 Curve mode reads ``RUN/metrics.jsonl`` (written by ``hand_jax.train.loop``): training records
 (``step``, ``stage``, ``steps_per_sec``, loss terms, ``wall_s`` = cumulative training seconds) and
-evaluation records (``step``, ``eval``: ``hand_jax.train.evaluation.compute_metrics`` keys). Where
+evaluation records (``step``, ``eval``: ``hand_jax.network.validation.compute_metrics`` keys). Where
 ``wall_s`` is missing (older runs) the training time is integrated from ``steps_per_sec`` over the
 logged intervals (evaluation time excluded, as in ``wall_s``). Records repeated by a resume are
 taken from the latest run. It prints a markdown table per evaluation and draws validation error
@@ -30,11 +30,10 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from hand_jax import data
-from hand_jax.models import dhpe
-from hand_jax.train import evaluation as train_eval
+from hand_jax import data, sharding
+from hand_jax.network import batches as nb
+from hand_jax.network import settings as ns
 from hand_jax.train import loop as train_loop
-from hand_jax.train import step as tr
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory with metrics.jsonl (curve mode).")
 _OUT = flags.DEFINE_string("out", "results/train_curve.png", "PNG of the curves.")
@@ -207,15 +206,15 @@ def profile(config, *, data_dir: str, mano_path, steps: int) -> None:
                  "batch"))  # fmt: skip
 
     mesh, consts, programs = train_loop.build(config, mano_path=mano_path)
-    sharding = tr.batch_sharding(mesh)
-    batch = train_eval.to_global(next(batches), sharding)
+    batch_sharding = sharding.batch_sharding(mesh)
+    batch = nb.to_global(next(batches), batch_sharding)
     state = programs.init(train_loop.init_key(config.seed), h_init=consts.h_init)
     key = jax.random.fold_in(jax.random.key(config.seed), 1)
 
     config_on = config.copy_and_resolve_references()
     config_on.loss.silhouette_gate = "always"
     h_dim = consts.h_init.shape[0]
-    num_betas = h_dim - dhpe.h_dim(rot_repr=config.model.rot_repr, num_betas=0)
+    num_betas = ns.num_betas_of(consts, rot_repr=config.model.rot_repr)
     programs_on = train_loop.programs_for(config_on, num_betas=num_betas, h_dim=h_dim)
     cases = (
         ("e2d", programs, False),
@@ -242,7 +241,7 @@ def profile(config, *, data_dir: str, mano_path, steps: int) -> None:
         rows.append((f"step {name} (gate {on})", _time(lambda f=step_fn: run(f, batch), steps),
                      "step"))  # fmt: skip
     joint = programs.steps["joint"]
-    loop = _time(lambda: run(joint, train_eval.to_global(next(batches), sharding)), steps)
+    loop = _time(lambda: run(joint, nb.to_global(next(batches), batch_sharding)), steps)
     rows.append(("loop: next + to_global + joint step (sil off)", loop, "step"))
 
     b = config.train.global_batch_size

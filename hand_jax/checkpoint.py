@@ -94,7 +94,8 @@ class Checkpointer:
             logging.info("Resuming from the latest checkpoint in the workdir: step %d", step)
             return "workdir", state, data
         if init_from:
-            partial = restore_params(init_from, abstract_state)
+            abstract = {k: getattr(abstract_state, k) for k in _STATE_FIELDS}
+            partial = restore_params(init_from, abstract)
             logging.info("Initialising params and batch stats from %s", init_from)
             return "init", partial, None
         logging.info("No checkpoint in %s and no init_from: training from scratch", self.directory)
@@ -128,18 +129,19 @@ def _resolve_step_dir(path: str) -> str:
     )
 
 
-def restore_params(path: str, abstract_state) -> dict:
+def restore_params(path: str, abstract: dict) -> dict:
     """Restore only ``params`` and ``batch_stats`` from a checkpoint into the given shardings.
 
     Args:
       path: a run dir, its ``checkpoints`` dir or one step dir.
-      abstract_state: the state's abstract tree (only params and batch_stats are read).
+      abstract: ``{"params": ..., "batch_stats": ...}`` of ``ShapeDtypeStruct`` with shardings
+        (what ``hand_jax.network.settings.abstract_variables`` builds, placed on a mesh).
 
     Returns:
       {"params": ..., "batch_stats": ...} as global arrays.
     """
     step_dir = _resolve_step_dir(path)
-    target = {k: getattr(abstract_state, k) for k in _STATE_FIELDS}
+    target = {k: abstract[k] for k in _STATE_FIELDS}
     restore_args = ocp.checkpoint_utils.construct_restore_args(target)
     with ocp.PyTreeCheckpointer() as ckptr:
         return ckptr.restore(

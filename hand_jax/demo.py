@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hand_jax import mano, mesh_io, outputs
+from hand_jax import figures, mano, mesh_io, outputs
 from hand_jax.geometry import rotations
 from hand_jax.params import FRONTAL_QUATERNION
 from hand_jax.render.hard import render_mesh
@@ -76,20 +76,11 @@ def render_view(model, verts, *, image_size):
 
 
 def contact_sheet(images, names, *, columns: int = 5):
-    """Arrange [S, S, 3] images with captions into one uint8 picture (matplotlib)."""
-    import matplotlib.pyplot as plt
-
-    from hand_jax.refine.viz import figure_to_array
-
-    rows = -(-len(images) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), dpi=100)
-    for ax in np.ravel(axes):
-        ax.axis("off")
-    for ax, image, name in zip(np.ravel(axes), images, names, strict=False):
-        ax.imshow(np.clip(np.asarray(image), 0, 1))
-        ax.set_title(name, fontsize=9)
-    fig.tight_layout()
-    return figure_to_array(fig)
+    """Arrange [S, S, 3] float images with captions into one uint8 picture
+    (``hand_jax.figures.contact_sheet``: 2.2 x 2.4 inch cells at 100 dpi)."""
+    return figures.contact_sheet(
+        images, names, columns=columns, cell=(2.2, 2.4), dpi=100, title_size=9
+    )
 
 
 def run(*, out_dir: str, model: mano.HandModel, image_size: int = 192, overwrite=False):

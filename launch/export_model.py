@@ -14,7 +14,7 @@ import os
 import numpy as np
 from absl import app, flags, logging
 
-from hand_jax import data, predict
+from hand_jax import data, network
 
 _RUN = flags.DEFINE_string("run", None, "Training run (--workdir) or checkpoint.", required=True)
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Model directory to write.", required=True)
@@ -27,19 +27,19 @@ _MANO_PATH = flags.DEFINE_string("mano_path", None, "MANO .pkl/.npz the run used
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    predict.export(_RUN.value, _OUT_DIR.value, dtype=np.dtype(_DTYPE.value),
+    network.export(_RUN.value, _OUT_DIR.value, dtype=np.dtype(_DTYPE.value),
                    mano_path=_MANO_PATH.value)  # fmt: skip
     logging.info("exported %s to %s", _RUN.value, _OUT_DIR.value)
     if not _DATA_DIR.value:
         return
-    config = predict.load_run_config(predict.find_run_dir(_RUN.value))
+    config = network.load_run_config(network.find_run_dir(_RUN.value))
     samples = data.load_split(
         config.data.name, _DATA_DIR.value, _SPLIT.value, crop_size=config.data.image_size,
         crop_margin=config.data.crop_margin,
     )  # fmt: skip
     result = {"split": _SPLIT.value, "num_samples": len(samples), "data_dir": _DATA_DIR.value}
     for name, path in (("run_float32", _RUN.value), ("exported", _OUT_DIR.value)):
-        result[name] = predict.validation_metrics(path, samples, mano_path=_MANO_PATH.value)
+        result[name] = network.validation_metrics(path, samples, mano_path=_MANO_PATH.value)
         print(name, json.dumps(result[name]))
     with open(os.path.join(_OUT_DIR.value, f"metrics_{_SPLIT.value}.json"), "w") as f:
         json.dump(result, f, indent=1)

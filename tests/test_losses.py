@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from hand_jax import losses
+from hand_jax.train import losses
 
 
 def test_gaussian_heatmaps_match_a_loop():

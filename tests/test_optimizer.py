@@ -4,7 +4,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from hand_jax import optimizer
+from hand_jax.train import optimizer
 
 
 def _optim(schedule="cosine"):

@@ -10,13 +10,14 @@ import os
 import numpy as np
 import pytest
 
-from hand_jax import mano, model_store, predict
+from hand_jax import mano, network
 from hand_jax.data import crop, synthetic_gen
+from hand_jax.network import store as model_store
 
 
 @pytest.fixture(scope="module")
 def samples():
-    config = predict.load_run_config(model_store.SHIPPED_MODEL)
+    config = network.load_run_config(model_store.SHIPPED_MODEL)
     generator = synthetic_gen.Generator(
         mano.load_model(), synthetic_gen.GeneratorConfig(image_size=128), seed=20261201
     )
@@ -35,7 +36,7 @@ def test_the_shipped_model_is_in_the_repository_with_its_card():
 
 
 def test_shipped_model_beats_a_constant_skeleton_by_far(samples):
-    out = predict.predict_samples(None, samples)  # None: the shipped model
+    out = network.predict_samples(None, samples)  # None: the shipped model
     gt = np.stack([s["keypoints_3d"] for s in samples]).astype(np.float64)
     gt_rel = gt - gt[:, :1]
     pred_rel = out["keypoints_3d"] - out["keypoints_3d"][:, :1]

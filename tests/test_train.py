@@ -16,9 +16,10 @@ import ml_collections
 import numpy as np
 import pytest
 
-from hand_jax import checkpoint
+from hand_jax import checkpoint, sharding
+from hand_jax.network import batches as nb
+from hand_jax.network import forward
 from hand_jax.train import config as train_config
-from hand_jax.train import evaluation as train_eval
 from hand_jax.train import loop as train_loop
 from launch.configs import default
 from tests.train_helpers import tiny_config, toy_samples
@@ -49,8 +50,8 @@ def built():
 
 def _batches(samples, mesh, n):
     it = train_loop.BatchIterator(samples, global_batch=8, seed=0)
-    sharding = train_loop.tr.batch_sharding(mesh)
-    return [train_eval.to_global(next(it), sharding) for _ in range(n)]
+    batch_sharding = sharding.batch_sharding(mesh)
+    return [nb.to_global(next(it), batch_sharding) for _ in range(n)]
 
 
 def _leaves_close(a, b, **kw):
@@ -286,7 +287,7 @@ def test_one_step_moves_every_keypoint_a_bounded_amount_from_the_mean_hand(built
     images = np.stack([s["image"] for s in data[1]])
     size = images.shape[1]
     project = jax.jit(jax.vmap(
-        lambda h: train_loop.tr.project(consts, h, settings=programs.settings, image_size=size)[2]
+        lambda h: forward.project(consts, h, runtime=programs.runtime, image_size=size)[2]
     ))  # fmt: skip
     mean_kp2d = np.asarray(project(consts.h_init[None]))[0]
     before = programs.predict(state, images, consts)

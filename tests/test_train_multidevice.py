@@ -39,7 +39,8 @@ print("devices", jax.device_count(), "processes", jax.process_count(), "step", i
 MESHES = """
 import functools, sys, numpy as np, jax
 from tests.train_helpers import tiny_config, toy_samples
-from hand_jax.train import evaluation as train_eval
+from hand_jax import sharding
+from hand_jax.network import batches as nb
 from hand_jax.train import loop as train_loop
 from hand_jax.train import step as tr
 assert jax.device_count() == 8
@@ -50,14 +51,14 @@ _, consts, programs = train_loop.build(config)
 init = functools.partial(tr.create_train_state, model=programs.model,
                          optimizer=programs.optimizer, image_size=config.data.image_size)
 initial = jax.device_get(jax.jit(init)(train_loop.init_key(0), h_init=consts.h_init))
-batch = train_eval.stack_samples(toy_samples(8))
+batch = nb.stack_samples(toy_samples(8))
 out = {}
 for n in (1, 8):
     mesh = jax.make_mesh((n,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
                          devices=jax.devices()[:n])
-    c = jax.device_put(consts, tr.replicated(mesh, consts))
-    state = jax.device_put(initial, tr.replicated(mesh, initial))
-    b = train_eval.to_global(batch, tr.batch_sharding(mesh))
+    c = jax.device_put(consts, sharding.replicated(mesh, consts))
+    state = jax.device_put(initial, sharding.replicated(mesh, initial))
+    b = nb.to_global(batch, sharding.batch_sharding(mesh))
     assert len(b["image"].sharding.device_set) == n
     state, metrics = programs.steps["joint"](state, b, jax.random.key(1), c)
     assert len(state.params["heads"]["heatmap"]["kernel"].sharding.device_set) == n

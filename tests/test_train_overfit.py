@@ -9,7 +9,7 @@ it (the numbers are in the assertions' comments).
 import numpy as np
 import pytest
 
-from hand_jax import mano, predict
+from hand_jax import mano, network
 from hand_jax.data import crop, synthetic_gen
 from hand_jax.train import loop as train_loop
 from tests.train_helpers import tiny_config
@@ -37,7 +37,7 @@ def test_whole_model_overfits_32_synthetic_images(tmp_path):
     train_loop.train_and_evaluate(
         config, workdir=str(tmp_path), train_samples=samples, val_samples=samples[:8]
     )
-    m = predict.validation_metrics(str(tmp_path), samples)
+    m = network.validation_metrics(str(tmp_path), samples)
     # A constant skeleton (the samples' mean root-relative hand) for scale.
     rel = np.stack([s["keypoints_3d"] - s["keypoints_3d"][0] for s in samples])
     constant_mm = 1000 * np.mean(np.linalg.norm(rel - rel.mean(axis=0), axis=-1))

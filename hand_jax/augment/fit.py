@@ -109,7 +109,7 @@ def fit_quality(est, evidence: refine.Evidence) -> tuple[np.ndarray, np.ndarray]
 
 def fitted_hands(est, network, *, num_betas: int) -> list[dict]:
     """Fitted hands [B] from an ``Estimate``: rotation, articulation, betas, screen vertices."""
-    settings = network.settings
+    settings = network.runtime
     model = network.consts.hand_model
     p = dhpe.to_hand_params(
         jnp.asarray(est.h), rot_repr=settings.rot_repr, num_betas=settings.num_betas

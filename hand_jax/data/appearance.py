@@ -1,8 +1,8 @@
 """The synthetic generator's image appearance: light colour, forearm, compositing, degradations.
 
 Composes ``procedural``'s primitives into one sample's image, as configured by a
-``synthetic_gen.GeneratorConfig``. Camera frame OpenCV (+x right, +y down, +z forward), metres;
-``K`` [3, 3] in pixels; images S x S: float32 [S, S, 3] RGB in [0, 1] until ``degrade``
+``generator_config.GeneratorConfig``. Camera frame OpenCV (+x right, +y down, +z forward),
+metres; ``K`` [3, 3] in pixels; images S x S: float32 [S, S, 3] RGB in [0, 1] until ``degrade``
 quantises them to uint8; masks bool [S, S]. Every function draws from the sample's
 ``numpy.random.Generator`` it is given, in the order its docstring states, and a feature
 switched off (probability or strength 0) draws nothing; so the generator's draw order, and with
@@ -13,14 +13,10 @@ minus middle-finger MCP), of elliptic cross-section, shaded, in skin or (``sleev
 a sleeve from a random cuff on; it lies behind the hand and never enters the masks.
 """
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from hand_jax.data import procedural
-
-if TYPE_CHECKING:
-    from hand_jax.data.synthetic_gen import GeneratorConfig
+from hand_jax.data.generator_config import GeneratorConfig
 
 FOREARM_LENGTH = 0.35  # metres drawn from the wrist (mostly beyond the image)
 FOREARM_POINTS = 9  # polyline points (the radius in pixels varies with depth)
@@ -113,9 +109,7 @@ def draw_forearm(
     return image * (1 - cover[..., None]) + arm * cover[..., None]
 
 
-def backdrop(
-    rng, kp3d, K, *, skin, light, ambient, tint, near, cfg: "GeneratorConfig"
-) -> np.ndarray:
+def backdrop(rng, kp3d, K, *, skin, light, ambient, tint, near, cfg: GeneratorConfig) -> np.ndarray:
     """Draw what lies behind the hand: a background [S, S, 3] and maybe a forearm over it.
 
     Args:
@@ -137,7 +131,7 @@ def backdrop(
     return under
 
 
-def composite(rng, rgb, alpha, under, full, cfg: "GeneratorConfig"):
+def composite(rng, rgb, alpha, under, full, cfg: GeneratorConfig):
     """Composite the rendered hand over ``under``, add occluders and degrade the image.
 
     Args:
@@ -160,7 +154,7 @@ def composite(rng, rgb, alpha, under, full, cfg: "GeneratorConfig"):
     return degrade(rng, image, cfg), occluded
 
 
-def degrade(rng, image, cfg: "GeneratorConfig") -> np.ndarray:
+def degrade(rng, image, cfg: GeneratorConfig) -> np.ndarray:
     """Blur, noise, quantise to uint8 and JPEG round trip an [S, S, 3] image, as ``cfg`` says.
 
     Draw order: blur choice, [sigma], noise std, noise, JPEG choice, [quality].

@@ -14,7 +14,7 @@ Optax loop in ``jax.lax.scan`` per example), exactly the paper's test time:
   (``config.loss.silhouette_size``), compared with the soft silhouette of the posed mesh.
 
 Frames: h, the vertices and the 3D keypoints are in the network's view frame (the camera looking
-through the crop centre; root-relative, metres; ``hand_jax.train.step``). For a photograph's
+through the crop centre; root-relative, metres; ``hand_jax.network.forward``). For a photograph's
 centred crop that is the camera frame up to a small rotation; dataset evaluation rotates them
 back with the crop's ``view_rotation``.
 """
@@ -27,10 +27,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from hand_jax import predict, refine
+from hand_jax import network as net_lib
+from hand_jax import refine, sharding
 from hand_jax.models import dhpe
-from hand_jax.train import evaluation as te
-from hand_jax.train import step as tr
+from hand_jax.network import forward
+from hand_jax.network.trained import Network
 
 # Chosen on the synthetic validation split (benchmarks/refine_choice.py; BUILD.md): a strong
 # proximity to the network's estimate is the only setting that did not raise the 3D error.
@@ -76,30 +77,13 @@ class Estimate(NamedTuple):
     trajectory: Any = None
 
 
-class Network(NamedTuple):
-    """A restored estimator: the Flax module, its state, step constants and loss settings, its
-    input crop (side in pixels, margin around the hand) and the device mesh it lives on."""
-
-    module: Any
-    state: Any
-    consts: Any
-    settings: Any
-    image_size: int
-    crop_margin: float
-    mesh: Any
-
-
 def load_network(path: str | None = None, *, mano_path=None) -> Network:
     """Restore a training run or exported model (None: the shipped model) as a ``Network``."""
-    config, state, consts, programs, mesh = predict.restore(path, mano_path=mano_path)
-    return Network(
-        programs.model, state, consts, programs.settings, int(config.data.image_size),
-        float(config.data.crop_margin), mesh,
-    )  # fmt: skip
+    return net_lib.restore(path, mano_path=mano_path)
 
 
 def network_evidence(outputs: dict, *, mask_size: int, confidence_floor: float = 0.0):
-    """Refinement evidence [B] from the network's outputs (``hand_jax.train.evaluation.predict``).
+    """Refinement evidence [B] from the network's outputs (``hand_jax.network.forward.predict``).
 
     Args:
       outputs: ``keypoints2d`` [B, 21, 2] crop pixels, ``confidence`` [B, 21] in [0, 1],
@@ -132,26 +116,27 @@ def _check_evidence(evidence, batch: int, mask_size: int) -> refine.Evidence:
 
 
 def _estimate(
-    state, consts, images, evidence, *, net: Network, refine_kw: dict, confidence_floor, trace
-):
+    variables, consts, images, evidence, *, net: Network, refine_kw: dict, confidence_floor,
+    trace,
+):  # fmt: skip
     """The compiled program: network, evidence (the network's unless given), refinement."""
-    settings = net.settings
+    runtime = net.runtime
     size = images.shape[1]
-    out = te.predict(state, images, consts, model=net.module, settings=settings)
+    out = forward.predict(variables, images, consts, module=net.module, runtime=runtime)
     if evidence is None:
         evidence = network_evidence(
-            out, mask_size=settings.silhouette_size, confidence_floor=confidence_floor
+            out, mask_size=runtime.silhouette_size, confidence_floor=confidence_floor
         )
-    init = dhpe.to_hand_params(out["h"], rot_repr=settings.rot_repr, num_betas=settings.num_betas)
+    init = dhpe.to_hand_params(out["h"], rot_repr=runtime.rot_repr, num_betas=runtime.num_betas)
     res, iterates = refine.refine_batch(
-        consts.hand_model, init, evidence, image_size=size, sigma=settings.silhouette_sigma,
+        consts.hand_model, init, evidence, image_size=size, sigma=runtime.silhouette_sigma,
         **refine_kw,
     )  # fmt: skip
     h = dhpe.from_hand_params(res.best_params)
     verts, kp3d, kp2d = jax.vmap(
-        lambda x: tr.project(consts, x, settings=settings, image_size=size)
+        lambda x: forward.project(consts, x, runtime=runtime, image_size=size)
     )(h)
-    silhouette = jax.vmap(functools.partial(tr.silhouette, consts, settings=settings))(
+    silhouette = jax.vmap(functools.partial(forward.silhouette, consts, runtime=runtime))(
         verts, res.best_params.cam
     )
     return Estimate(
@@ -222,8 +207,7 @@ def make_estimate_fn(
     if mesh is None:
         compiled = jax.jit(body)
     else:
-        rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-        data = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+        rep, data = sharding.replicated(mesh), sharding.batch_sharding(mesh)
         compiled = jax.jit(body, in_shardings=(rep, rep, data, data), out_shardings=data)
 
     def estimate(images, evidence: refine.Evidence | None = None) -> Estimate:
@@ -235,8 +219,8 @@ def make_estimate_fn(
                 f"got shape {images.shape}"
             )
         if evidence is not None:
-            evidence = _check_evidence(evidence, len(images), network.settings.silhouette_size)
-        return compiled(network.state, network.consts, images, evidence)
+            evidence = _check_evidence(evidence, len(images), network.runtime.silhouette_size)
+        return compiled(network.variables, network.consts, images, evidence)
 
     estimate.network = network
     estimate.compiled = compiled

@@ -32,6 +32,7 @@ from hand_jax import mesh_io, outputs
 from hand_jax.estimate import core, photos, viz
 from hand_jax.geometry import rotations
 from hand_jax.models import dhpe
+from hand_jax.network import forward
 
 GIF_FRAMES = 16
 
@@ -219,8 +220,9 @@ def run(
     )  # fmt: skip
     net = estimate.network
     size, faces = net.image_size, np.asarray(net.consts.hand_model.faces)
-    project = jax.jit(lambda h: core.tr.project(net.consts, h, settings=net.settings,
-                                                image_size=size)[0])  # fmt: skip
+    project = jax.jit(
+        lambda h: forward.project(net.consts, h, runtime=net.runtime, image_size=size)[0]
+    )
     items, skipped = _read(paths, box, net.crop_margin, size, side)
     for reason in skipped.values():
         print(f"skipped {reason}", flush=True)
@@ -237,9 +239,9 @@ def run(
             for i, item in enumerate(chunk):
                 item["project"] = project
                 animate = len(records) < num_animations
-                panels.append(_write_example(tmp, e, i, item, faces, net.settings,
+                panels.append(_write_example(tmp, e, i, item, faces, net.runtime,
                                              animate=animate))  # fmt: skip
-                records.append(_record(e, i, item, net.settings, size))
+                records.append(_record(e, i, item, net.runtime, size))
                 bar.update(1)
         bar.close()
         if records:

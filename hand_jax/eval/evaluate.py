@@ -238,28 +238,6 @@ def _check_units(pred: KeypointSet, gt: KeypointSet) -> None:
                         size[0] / max(size[1], 1e-12))  # fmt: skip
 
 
-def _checkpoint_predictor(checkpoint: str):
-    """Return ``hand_jax.predict`` (imported lazily: it pulls in the trainer)."""
-    del checkpoint
-    from hand_jax import predict
-
-    return predict
-
-
-def _predict(predict, checkpoint: str, data_dir, dataset: str, split: str) -> KeypointSet:
-    """Run a checkpoint over the split's protocol crops; keypoints in the original frames."""
-    config = predict.load_run_config(predict.find_run_dir(checkpoint))
-    samples = protocol.load_crops(dataset, data_dir, split, crop_size=config.data.image_size,
-                                  crop_margin=config.data.crop_margin)  # fmt: skip
-    out = predict.predict_samples(checkpoint, samples)
-    frames = protocol.source_frames(samples)
-    kp3, kp2, verts = protocol.to_source_frame(
-        frames, out["keypoints_3d"], out["keypoints_2d"], out["verts"]
-    )
-    valid = np.ones(kp3.shape[:2], bool)
-    return KeypointSet(frames.ids, kp3, valid, verts=verts, keypoints_2d=kp2)
-
-
 def evaluate(
     *,
     out_dir: str | Path,
@@ -268,26 +246,29 @@ def evaluate(
     ground_truth: str | Path | None = None,
     data_dir: str | Path | None = None,
     split: str = "test",
-    checkpoint: str | None = None,
     method: str = tables.OUR_METHOD,
     variant: str = "default",
     compare_with: Sequence[str | Path] = (),
     overwrite: bool = False,
+    source: str | None = None,
 ) -> dict:
-    """Evaluate one run and write metrics.json, per_sample.npz, tables and plots into out_dir.
+    """Evaluate a predictions file; write metrics.json, per_sample.npz, tables and plots.
+
+    A trained network is scored by ``hand_jax.estimate.scoring.evaluate_split``, which writes
+    its predictions and calls this.
 
     Args:
       out_dir: output directory (refused if non-empty unless ``overwrite``); written as a
         temporary sibling swapped in when complete, so a failed run keeps the previous one.
       dataset: dataset name: the table column and the primary alignment.
-      predictions: predictions npz (or ``checkpoint``).
+      predictions: predictions npz.
       ground_truth: ground-truth npz (or ``data_dir``).
       data_dir: dataset root for ``hand_jax.data.load_split(dataset, data_dir, split)``.
       split: dataset split.
-      checkpoint: a training run (``--workdir``) or checkpoint to run (``hand_jax.predict``).
       method, variant: row label of this run in the tables.
       compare_with: other runs' metrics.json drawn and tabulated beside this one.
       overwrite: replace a non-empty out_dir.
+      source: what to record as the predictions' origin in metrics.json (default: the path).
 
     Returns:
       The metrics dict written to metrics.json.
@@ -296,25 +277,21 @@ def evaluate(
       ValueError: unreadable or malformed inputs, non-finite predictions (naming the file and
         the sample ids), ids that do not match.
     """
-    if (predictions is None) == (checkpoint is None):
-        raise ValueError("pass exactly one of --predictions and --checkpoint")
+    if predictions is None:
+        raise ValueError("predictions: pass the predictions npz to score")
     if (ground_truth is None) == (data_dir is None):
         raise ValueError("pass exactly one of --ground_truth and --data_dir")
-    predict = _checkpoint_predictor(checkpoint) if checkpoint is not None else None
     others = [tables.load_result(p) for p in compare_with]
     outputs.check_out_dir(out_dir, overwrite=overwrite)  # before any work; written at the end
     if ground_truth is not None:
         gt = load_keypoint_npz(ground_truth, what="ground truth")
     else:
         gt = load_split_ground_truth(dataset, data_dir, split)
-    if predictions is not None:
-        pred = load_keypoint_npz(predictions, what="predictions")
-    else:
-        pred = _predict(predict, checkpoint, data_dir, dataset, split)
-    sources = (predictions if predictions is not None else checkpoint, ground_truth or data_dir)
+    pred = load_keypoint_npz(predictions, what="predictions")
+    sources = (source or predictions, ground_truth or data_dir)
     pred, gt, body, per_sample = _score(pred, gt, dataset=dataset, sources=sources)
     inputs = {
-        "predictions": str(predictions or checkpoint),
+        "predictions": str(source or predictions),
         "ground_truth": str(ground_truth or data_dir),
     }
     result = {"format": FORMAT, "dataset": dataset, "method": method, "variant": variant,

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 from tqdm import tqdm
 
+from hand_jax import data as datasets
 from hand_jax import keypoints as kp
 from hand_jax import safe_npz
 from hand_jax.eval import protocol
@@ -121,7 +122,7 @@ def load_keypoint_npz(path: str | Path, *, what: str) -> KeypointSet:
 
 
 def load_split_ground_truth(name: str, data_dir: str | Path, split: str) -> KeypointSet:
-    """Read ground truth from ``hand_jax.data.load_split`` (imported here, lazily).
+    """Read ground truth from ``hand_jax.data.load_split``.
 
     Args:
       name: dataset name (synthetic | rhd | stb | dexter_object | freihand).
@@ -133,14 +134,7 @@ def load_split_ground_truth(name: str, data_dir: str | Path, split: str) -> Keyp
       options (STB: the labelled palm centre as keypoint 0) and un-mirrored (original camera
       frame and pixels).
     """
-    try:
-        from hand_jax.data import load_split
-    except ImportError as e:
-        raise RuntimeError(
-            "--data_dir: reading ground truth from a dataset needs hand_jax.data.load_split, "
-            f"which is not available in this checkout ({e}); pass --ground_truth=gt.npz instead"
-        ) from e
-    samples = load_split(name, data_dir, split, **protocol.ground_truth_options(name))
+    samples = datasets.load_split(name, data_dir, split, **protocol.ground_truth_options(name))
     fields = {"id": [], "keypoints_3d": [], "keypoint_valid": [], "keypoints_2d": []}
     for i in tqdm(range(len(samples)), desc=f"reading {name}/{split}", unit="sample"):
         # Read one at a time: only the labels are kept, not the images.

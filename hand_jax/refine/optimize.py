@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from hand_jax import mano
+from hand_jax import mano, sharding
 from hand_jax.params import HandParams, precondition, zeros_like
 from hand_jax.refine.energy import DEFAULT_WEIGHTS, Evidence, energy_terms
 
@@ -241,8 +241,7 @@ def make_refine_fn(
     if mesh is None:
         compiled = jax.jit(batched)
     else:
-        rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-        data = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+        rep, data = sharding.replicated(mesh), sharding.batch_sharding(mesh)
         compiled = jax.jit(batched, in_shardings=(rep, data, data), out_shardings=data)
 
     def refine_fn(init_params: HandParams, evidence: Evidence):

@@ -13,6 +13,8 @@ import imageio.v3 as iio  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from hand_jax.figures import figure_to_array  # noqa: E402 (called by name: tests patch it)
+
 # Canonical-order bones (parent, child) for drawing skeletons.
 BONES = tuple(
     (0 if j % 4 == 1 else j - 1, j) for j in range(1, 21)
@@ -65,14 +67,6 @@ def overlay_figure(image, mask, evidence_kp, before, after, *, title=""):
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
-
-
-def figure_to_array(fig) -> np.ndarray:
-    """Rasterise a figure to a [H, W, 3] uint8 array and close it."""
-    fig.canvas.draw()
-    rgba = np.asarray(fig.canvas.buffer_rgba())
-    plt.close(fig)
-    return rgba[..., :3].copy()
 
 
 def save_overlay(path, *args, **kwargs) -> None:

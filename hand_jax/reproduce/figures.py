@@ -17,9 +17,8 @@ import imageio.v3 as iio
 import jax
 import numpy as np
 
-from hand_jax import outputs
-from hand_jax.train import evaluation as te
-from hand_jax.train import step as tr
+from hand_jax import outputs, sharding
+from hand_jax.network import batches, forward
 
 
 def iterate_errors(fn, samples, *, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -27,7 +26,7 @@ def iterate_errors(fn, samples, *, batch_size: int) -> tuple[np.ndarray, np.ndar
 
     Args:
       fn: ``hand_jax.estimate.make_estimate_fn(..., return_trajectory=True)``.
-      samples: protocol crops (``estimate.dataset.load_protocol_crops``).
+      samples: protocol crops (``estimate.scoring.load_protocol_crops``).
       batch_size: crops per call.
 
     Returns:
@@ -36,16 +35,16 @@ def iterate_errors(fn, samples, *, batch_size: int) -> tuple[np.ndarray, np.ndar
     """
     net = fn.network
     batch_size = -(-batch_size // net.mesh.size) * net.mesh.size
-    p = te.run_predictions(
+    p = batches.run_predictions(
         lambda _s, images, _c: (lambda e: {"traj": e.trajectory, "h": e.h_network})(fn(images)),
         None,
         samples,
         None,
         batch_size=batch_size,
-        sharding=tr.batch_sharding(net.mesh),
+        sharding=sharding.batch_sharding(net.mesh),
     )
     hs = np.concatenate([p["h"][:, None], p["traj"]], axis=1)  # [N, T+1, D]
-    one = lambda h: tr.project(net.consts, h, settings=net.settings, image_size=net.image_size)  # noqa: E731
+    one = lambda h: forward.project(net.consts, h, runtime=net.runtime, image_size=net.image_size)  # noqa: E731
     _, kp3d, kp2d = jax.device_get(jax.jit(jax.vmap(jax.vmap(one)))(hs))
     kp3d = np.einsum("nji,ntkj->ntki", p["gt_view_rotation"], kp3d)  # view -> camera frame
     gt3, gt2, valid = p["gt_keypoints_3d"], p["gt_keypoints_2d"], p["gt_keypoint_valid"]
@@ -57,7 +56,7 @@ def iterate_errors(fn, samples, *, batch_size: int) -> tuple[np.ndarray, np.ndar
 
 
 def _crops(cfg, paths, network, column, count):
-    from hand_jax.estimate import dataset as ds
+    from hand_jax.estimate import scoring as ds
 
     spec = cfg.data.sets[column]
     return ds.load_protocol_crops(

@@ -206,9 +206,9 @@ def _augment_stage(cfg, paths, seed, train) -> st.Stage:
 
 
 def _evaluate(**job) -> None:
-    from hand_jax.estimate import dataset
+    from hand_jax.estimate import scoring
 
-    dataset.evaluate_split(**job)
+    scoring.evaluate_split(**job)
 
 
 def _evaluate_stage(cfg, paths, seed, model, column) -> st.Stage:

@@ -8,7 +8,8 @@ from matplotlib.figure import Figure
 
 from hand_jax.eval import plots as eval_plots
 from hand_jax.eval import published, tables
-from hand_jax.reproduce import plan, report
+from hand_jax.reproduce import plan
+from hand_jax.reproduce.summary import column_title, summarise
 
 
 def _mean_curve(cells: dict) -> tuple[list, list]:
@@ -26,7 +27,7 @@ def plot_pck_curves(cfg, results: dict, out_dir: str) -> list[str]:
             cells = results.get(row, {}).get(column, {})
             if cells:
                 t, pck = _mean_curve(cells)
-                auc, _, n = report.summarise([c["auc_20_50"] for c in cells.values()])
+                auc, _, n = summarise([c["auc_20_50"] for c in cells.values()])
                 ours.append(
                     tables.ResultSummary(
                         tables.OUR_METHOD,
@@ -51,7 +52,7 @@ def plot_pck_curves(cfg, results: dict, out_dir: str) -> list[str]:
             curves = [
                 (f"{r.variant} (AUC {r.auc_20_50:.3f})", r.thresholds_mm, r.pck) for r in ours
             ]
-            eval_plots.plot_pck(curves, path, title=f"{report.column_title(cfg, column)}: 3D PCK")
+            eval_plots.plot_pck(curves, path, title=f"{column_title(cfg, column)}: 3D PCK")
         written.append(path)
     return written
 

@@ -1,7 +1,7 @@
 """The study's tables and pictures, from the evaluations it wrote (no model is run here).
 
 For every row of the ablation (``plan.ROWS``), column (test set) and seed, the row's model and
-variant were scored by ``hand_jax.estimate.dataset.evaluate_split`` under the benchmark
+variant were scored by ``hand_jax.estimate.scoring.evaluate_split`` under the benchmark
 protocol (``hand_jax.eval.evaluate``: metrics.json). The report reads, per cell:
 
 - ``auc_20_50``, ``auc_0_50``, ``epe_mm``: the 3D PCK AUCs and the mean end-point error under
@@ -14,7 +14,8 @@ seeds that finished), ``effects.md`` (each component's change of AUC against the
 to, with a verdict), ``comparison.{md,csv}`` (the published table with this implementation's
 row; "not available here" where the study did not evaluate that benchmark),
 ``pck_<column>.png`` and ``refine_iterations.png`` (``plots``), ``qualitative.png`` and
-``results.json`` (every number per seed, and where it came from).
+``results.json`` (every number per seed, and where it came from). The statistics over seeds
+and the column titles are ``summary``'s.
 """
 
 import json
@@ -23,12 +24,10 @@ import shutil
 import subprocess
 import time
 
-import numpy as np
-from scipy import stats
-
 from hand_jax import outputs
 from hand_jax.eval import published, tables
 from hand_jax.reproduce import plan, plots
+from hand_jax.reproduce.summary import column_title, paired_effect, summarise
 
 METRICS = ("auc_20_50", "auc_0_50", "epe_mm", "pa_epe_mm")
 HEADERS = {
@@ -87,14 +86,6 @@ def collect(cfg, paths, status: dict | None = None) -> dict:
     return out
 
 
-def summarise(values) -> tuple[float, float, int]:
-    """(mean, sample standard deviation (NaN for one value), count) of finite ``values``."""
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], np.float64)
-    if v.size == 0:
-        return float("nan"), float("nan"), 0
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else float("nan"), int(v.size)
-
-
 def _cell_text(metric: str, values, seeds: int) -> str:
     """``mean ± sd``, with ``(n=k)`` when fewer than ``seeds`` values are finite."""
     mean, sd, n = summarise(values)
@@ -103,13 +94,6 @@ def _cell_text(metric: str, values, seeds: int) -> str:
     digits = 3 if metric.startswith("auc") else 2
     text = f"{mean:.{digits}f}" + ("" if n == 1 else f" ± {sd:.{digits}f}")
     return text + (f" (n={n})" if n < seeds else "")
-
-
-def column_title(cfg, column: str) -> str:
-    spec = cfg.data.sets[column]
-    if spec.kind == "synthetic":
-        return f"{column} (synthetic)"
-    return published.title(column)
 
 
 def ablation_table(cfg, results: dict) -> tables.Table:
@@ -145,25 +129,6 @@ def _notes(cfg, results) -> list[str]:
         f"evidence ({cfg.evaluate.refine_note}). '(n=k)': only k of the {len(cfg.seeds)} "
         "seeds have finished that cell.",
     ]
-
-
-def paired_effect(new: dict, old: dict) -> str:
-    """The change of AUC 20-50 from ``old`` to ``new`` ({seed: cell}), paired by seed.
-
-    With n >= 2 seeds the verdict is "helps" or "hurts" when the 95% t interval of the mean
-    paired difference (``t(0.975, n - 1) * sd / sqrt(n)``) excludes 0, else "no clear
-    change"; with one seed there is no verdict.
-    """
-    seeds = sorted(set(new) & set(old))
-    diffs = [new[s]["auc_20_50"] - old[s]["auc_20_50"] for s in seeds]
-    mean, sd, n = summarise(diffs)
-    if n == 0:
-        return "not run"
-    if n == 1:
-        return f"{mean:+.3f} (one seed: no verdict)"
-    half = stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)
-    word = "no clear change" if abs(mean) <= half else ("helps" if mean > 0 else "hurts")
-    return f"{mean:+.3f} ± {half:.3f} ({word})"
 
 
 def effects_table(cfg, results: dict) -> tables.Table:

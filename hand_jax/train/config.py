@@ -9,7 +9,7 @@ import math
 
 import jax
 
-from hand_jax.losses import GATE_MODES
+from hand_jax.train.losses import GATE_MODES
 
 _CHOICES = {
     ("model", "depth"): (10, 18, 34, 50),

@@ -26,11 +26,14 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from hand_jax import checkpoint, data, mano, optimizer, params
+from hand_jax import checkpoint, data, sharding
 from hand_jax.data import pipeline
-from hand_jax.models import dhpe
+from hand_jax.network import batches as nb
+from hand_jax.network import settings as ns
+from hand_jax.network import validation
 from hand_jax.train import config as train_config
 from hand_jax.train import evaluation as te
+from hand_jax.train import optimizer
 from hand_jax.train import step as tr
 
 
@@ -48,7 +51,7 @@ class BatchIterator:
             raise ValueError(f"training split has {len(samples)} samples < batch {global_batch}")
         self.samples, self.global_batch, self.seed = samples, global_batch, seed
         self.epoch, self.position = 0, 0
-        self._rows = te.local_rows(global_batch)
+        self._rows = nb.local_rows(global_batch)
 
     def get_state(self) -> dict:
         return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
@@ -69,7 +72,7 @@ class BatchIterator:
         start = self.position * self.global_batch
         rows = order[start : start + self.global_batch][self._rows]
         self.position += 1
-        return te.stack_samples([self.samples[int(i)] for i in rows])
+        return nb.stack_samples([self.samples[int(i)] for i in rows])
 
 
 class GrainBatches:
@@ -105,7 +108,7 @@ class GrainBatches:
 
     def __next__(self) -> dict:
         batch = next(self._iterator)
-        return {k: np.asarray(batch[k]) for k in te.BATCH_FIELDS}
+        return {k: np.asarray(batch[k]) for k in nb.BATCH_FIELDS}
 
 
 def stage_at(step: int, train_cfg) -> str:
@@ -120,34 +123,6 @@ def stage_at(step: int, train_cfg) -> str:
 def init_key(seed: int):
     """The parameter-initialisation key (RBG generator: compiles far faster than threefry)."""
     return jax.random.key(seed, impl="rbg")
-
-
-def make_constants(config, *, mano_path=None) -> tr.Constants:
-    """Load the hand model and build the mean-hand h."""
-    tips = config.model.tips or None
-    hand_model = mano.load_model(mano_path, side="right", tips=tips)
-    num_betas = config.model.num_betas or hand_model.num_betas
-    if num_betas > hand_model.num_betas:
-        raise ValueError(
-            f"config: model.num_betas={num_betas} exceeds the hand model's "
-            f"{hand_model.num_betas} shape components"
-        )
-    rotation = "quaternion" if config.model.rot_repr == "quat" else "6d"
-    mean = jax.jit(params.default_params, static_argnames=("rotation", "fill"))(
-        hand_model, rotation=rotation, fill=config.model.init_fill
-    )  # jit: one compile instead of a hundred eager ones
-    mean = mean._replace(betas=mean.betas[:num_betas])
-    h_init = dhpe.from_hand_params(mean).astype(jnp.float32)
-    return tr.Constants(hand_model, h_init, jnp.asarray(hand_model.hands_mean, jnp.float32))
-
-
-def _model(config):
-    m = config.model
-    return dhpe.make_model(
-        depth=m.depth, width=m.width, head_width=m.head_width, threshold=m.threshold,
-        num_iterations=m.num_iterations, hidden=m.hidden, conv_width=m.conv_width, dtype=m.dtype,
-        rot_repr=m.rot_repr,
-    )  # fmt: skip
 
 
 class _Log:
@@ -210,12 +185,12 @@ class _Log:
 
 def _evaluate(state, val_samples, consts, *, predict, config, workdir, step, log, sharding):
     t = time.perf_counter()
-    p = te.run_predictions(
+    p = nb.run_predictions(
         predict, state, val_samples, consts,
         batch_size=config.train.global_batch_size, sharding=sharding,
     )  # fmt: skip
     if jax.process_index() == 0:
-        result = te.compute_metrics(p)
+        result = validation.compute_metrics(p)
         png = os.path.join(workdir, "eval", f"step_{step:07d}.png")
         te.save_png(p, png, num=config.train.png_examples)
         log.write({"step": step, "wall_s": log.wall_s(), "eval": result,
@@ -254,11 +229,12 @@ def _load_samples(config, data_dir, split, *, cropped: bool, count: int = 0):
 
 
 class Programs(NamedTuple):
-    """The run's module, optimiser, loss settings and jitted functions (memoised per config)."""
+    """The run's module, optimiser, settings and jitted functions (memoised per config)."""
 
     model: Any
     optimizer: Any
     settings: tr.LossSettings
+    runtime: ns.RuntimeSettings
     init: Any  # (key, h_init) -> TrainState, jitted into replicated shardings
     abstract: Any  # TrainState of ShapeDtypeStruct with shardings
     steps: dict  # stage -> jitted train step
@@ -292,25 +268,28 @@ def programs_for(config, *, num_betas: int, h_dim: int) -> Programs:
 @functools.lru_cache(maxsize=8)
 def _programs(config_json: str, num_betas: int, h_dim: int) -> Programs:
     config = ml_collections.ConfigDict(json.loads(config_json))
-    model = _model(config)
+    model = ns.make_module(config)
     optim = optimizer.make_optimizer(config.optim, stages=optimizer.stage_lengths(config.train))
-    settings = tr.LossSettings.from_config(config, num_betas=num_betas)
+    settings = tr.LossSettings.from_config(config)
+    runtime = ns.RuntimeSettings.from_config(config, num_betas=num_betas)
     init = functools.partial(
         tr.create_train_state, model=model, optimizer=optim,
         image_size=config.data.image_size,
     )  # fmt: skip
     abstract = jax.eval_shape(init, init_key(0), h_init=jax.ShapeDtypeStruct((h_dim,), jnp.float32))
-    shardings = tr.replicated(tr.make_mesh(), abstract)
+    shardings = sharding.replicated(sharding.make_mesh(), abstract)
     abstract = jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
     )
     steps = {
-        s: tr.make_train_step(model=model, optimizer=optim, settings=settings, stage=s)
+        s: tr.make_train_step(
+            model=model, optimizer=optim, settings=settings, runtime=runtime, stage=s
+        )
         for s in tr.STAGES
     }
-    predict = jax.jit(functools.partial(te.predict, model=model, settings=settings))
+    predict = te.make_predict(model=model, runtime=runtime)
     init = jax.jit(init, out_shardings=shardings)
-    return Programs(model, optim, settings, init, abstract, steps, predict)
+    return Programs(model, optim, settings, runtime, init, abstract, steps, predict)
 
 
 def _initial_state(config, ckpt, programs: Programs, consts):
@@ -332,11 +311,11 @@ def build(config, *, mano_path=None):
     Returns:
       (mesh, consts, programs).
     """
-    mesh = tr.make_mesh()
-    consts = make_constants(config, mano_path=mano_path)
-    h_dim = consts.h_init.shape[0]
-    num_betas = h_dim - dhpe.h_dim(rot_repr=config.model.rot_repr, num_betas=0)
-    consts = jax.device_put(consts, tr.replicated(mesh, consts))
+    mesh = sharding.make_mesh()
+    consts = ns.make_constants(config, mano_path=mano_path)
+    h_dim = int(consts.h_init.shape[0])
+    num_betas = ns.num_betas_of(consts, rot_repr=config.model.rot_repr)
+    consts = jax.device_put(consts, sharding.replicated(mesh, consts))
     return mesh, consts, programs_for(config, num_betas=num_betas, h_dim=h_dim)
 
 
@@ -405,7 +384,7 @@ def train_and_evaluate(
 
 def _loop(config, state, batches, consts, programs, val_samples, *, workdir, mesh, ckpt, guard):
     """Run steps until ``num_steps`` or SIGTERM; save at the end."""
-    cfg, sharding = config.train, tr.batch_sharding(mesh)
+    cfg, batch_sharding = config.train, sharding.batch_sharding(mesh)
     config_dict = json.loads(config.to_json())
     step_key = jax.random.fold_in(jax.random.key(config.seed), 1)
     log = _Log(workdir, config)
@@ -415,14 +394,14 @@ def _loop(config, state, batches, consts, programs, val_samples, *, workdir, mes
     saved = False
     while step < cfg.num_steps:
         stage = stage_at(step, cfg)
-        batch = te.to_global(next(batches), sharding)
+        batch = nb.to_global(next(batches), batch_sharding)
         state, metrics = programs.steps[stage](state, batch, step_key, consts)
         step += 1
         if step % cfg.log_every == 0 or step == cfg.num_steps:
             log.train(step, stage, metrics)
         if step % cfg.eval_every == 0 or step == cfg.num_steps:
             _evaluate(state, val_samples, consts, predict=programs.predict, config=config,
-                      workdir=workdir, step=step, log=log, sharding=sharding)  # fmt: skip
+                      workdir=workdir, step=step, log=log, sharding=batch_sharding)  # fmt: skip
         saved = ckpt.maybe_save(step, state, config=config_dict, data_state=batches.get_state())
         if guard.should_stop():
             logging.warning("Stopping at step %d on SIGTERM", step)

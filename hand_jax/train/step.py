@@ -1,19 +1,19 @@
-"""Train state, losses and the jitted train/predict steps of the hand mesh estimator.
+"""Train state, losses and the jitted train step of the hand mesh estimator.
 
-``TrainState`` is pure data; the Flax module, the Optax optimiser and the static loss settings
-are passed beside it. Batches are dicts of global arrays sharded on the ``data`` mesh axis with
-the sample schema's fields (``hand_jax.data.schema``) cropped to the input size:
-``image`` [B, H, W, 3] uint8 or float in [0, 1], ``mask`` [B, H, W] uint8 or float (visible
-hand), ``mask_full`` [B, H, W] (the amodal hand where the source has it, else the visible mask),
-``mask_amodal`` bool [B] (whether ``mask_full`` is amodal), ``mask_valid`` bool [B],
-``keypoints_2d`` [B, K, 2] crop pixels, ``keypoints_3d`` [B, K, 3] metres (crop camera frame),
-``view_rotation`` [B, 3, 3] (crop camera frame -> the virtual camera looking through the crop
-centre, ``hand_jax.data.crop.view_rotation``), ``keypoint_valid`` bool [B, K]. The state is
-replicated over the mesh.
+``TrainState`` is pure data; the Flax module, the Optax optimiser, the static loss settings and the
+network's runtime settings (``hand_jax.network.settings``) are passed beside it. Batches are dicts
+of global arrays sharded on the ``data`` mesh axis with the sample schema's fields
+(``hand_jax.data.schema``) cropped to the input size: ``image`` [B, H, W, 3] uint8 or float in [0,
+1], ``mask`` [B, H, W] uint8 or float (visible hand), ``mask_full`` [B, H, W] (the amodal hand where
+the source has it, else the visible mask), ``mask_amodal`` bool [B] (whether ``mask_full`` is
+amodal), ``mask_valid`` bool [B], ``keypoints_2d`` [B, K, 2] crop pixels, ``keypoints_3d`` [B, K, 3]
+metres (crop camera frame), ``view_rotation`` [B, 3, 3] (crop camera frame -> the virtual camera
+looking through the crop centre, ``hand_jax.data.crop.view_rotation``), ``keypoint_valid`` bool [B,
+K]. The state is replicated over the mesh.
 
 Frames: a weak-perspective prediction sees the hand along the crop's line of sight, so the 3D
 targets are rotated into the view frame (``view_rotation @ X``) before the 3D loss; predictions
-are rotated back for reporting (``hand_jax.train.evaluation.run_predictions``).
+are rotated back for reporting (``hand_jax.network.batches.run_predictions``).
 
 Silhouette target: the rendered silhouette is amodal (occluders are not rendered). Where the
 source has the amodal mask the loss is the MSE against it; where only the visible mask exists an
@@ -33,12 +33,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
-from hand_jax import camera, losses, render
-from hand_jax import params as hand_params
+from hand_jax import camera
 from hand_jax.models import dhpe
+from hand_jax.network.forward import project, silhouette
+from hand_jax.network.settings import Constants, RuntimeSettings
+from hand_jax.train import losses
 
 STAGES = ("e2d", "e3d", "joint")
 _TRAINABLE = {"e2d": ("backbone", "heads"), "e3d": ("regressor",), "joint": None}
@@ -65,23 +65,13 @@ class TrainState(NamedTuple):
     skeleton_ema: Any
 
 
-class Constants(NamedTuple):
-    """Data the steps need beside the state (replicated, never trained).
-
-    Attributes:
-      hand_model: the MANO ``HandModel`` pytree.
-      h_init: [D] mean-hand h.
-      mean_pose: [45] mean articulation, radians.
-    """
-
-    hand_model: Any
-    h_init: Any
-    mean_pose: Any
-
-
 @dataclasses.dataclass(frozen=True)
 class LossSettings:
-    """Static loss weights and options (see ``launch/configs/default.py``, section ``loss``)."""
+    """Static loss weights and training options (``launch/configs/default.py``, ``loss``).
+
+    What the network needs at run time as well (the h layout, the silhouette's size and blur)
+    is ``hand_jax.network.settings.RuntimeSettings``, passed beside these.
+    """
 
     heatmap: float
     e2d_keypoints: float
@@ -98,30 +88,15 @@ class LossSettings:
     silhouette_threshold: float
     silhouette_start_step: int
     skeleton_ema: float
-    silhouette_size: int
-    silhouette_sigma: float
     silhouette_last_only: bool
-    rot_repr: str
-    num_betas: int
     color_jitter: float
 
     @classmethod
-    def from_config(cls, config, *, num_betas: int):
-        """Collect the settings from a full training config.
-
-        Args:
-          config: the training config.
-          num_betas: S, resolved against the hand model (``config.model.num_betas`` or, if 0,
-            the model's count).
-        """
+    def from_config(cls, config):
+        """Collect the settings from a full training config."""
         fields = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in config.loss.items() if k in fields}
-        return cls(
-            **kwargs,
-            rot_repr=config.model.rot_repr,
-            num_betas=num_betas,
-            color_jitter=config.train.color_jitter,
-        )
+        return cls(**kwargs, color_jitter=config.train.color_jitter)
 
 
 def create_train_state(key, *, model, optimizer, image_size: int, h_init) -> TrainState:
@@ -136,49 +111,6 @@ def create_train_state(key, *, model, optimizer, image_size: int, h_init) -> Tra
         opt_state=optimizer.init(params),
         silhouette_on=jnp.zeros((), bool),
         skeleton_ema=-jnp.ones((), jnp.float32),
-    )
-
-
-def make_mesh():
-    """A 1D mesh over every device of every process, axis ``data``."""
-    return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
-
-
-def replicated(mesh, tree):
-    """A tree of replicated ``NamedSharding`` matching ``tree``."""
-    return jax.tree.map(lambda _: NamedSharding(mesh, P()), tree)
-
-
-def batch_sharding(mesh):
-    """The sharding of batch arrays: leading axis split over the ``data`` mesh axis."""
-    return NamedSharding(mesh, P("data"))
-
-
-def project(consts: Constants, h, *, settings: LossSettings, image_size: int):
-    """fProj for one example: MANO forward and weak-perspective projection of a flat h.
-
-    Args:
-      consts: the step constants (hand model).
-      h: [D] flat hand parameters.
-      settings: loss settings (rotation representation, number of betas).
-      image_size: input crop side, pixels.
-
-    Returns:
-      verts [V, 3] metres, kp3d [K, 3] metres, kp2d [K, 2] crop pixels.
-    """
-    p = dhpe.to_hand_params(h, rot_repr=settings.rot_repr, num_betas=settings.num_betas)
-    return hand_params.hand_forward(consts.hand_model, p, image_size=image_size)
-
-
-def silhouette(consts: Constants, verts, cam, *, settings: LossSettings):
-    """Render the soft silhouette [S, S] of posed vertices [V, 3].
-
-    ``cam`` [3] is the weak-perspective ``HandParams.cam`` (s, tx, ty), not h's camera part.
-    """
-    size = settings.silhouette_size
-    verts_px = camera.project_weak_perspective(verts, cam, image_size=size)
-    return render.soft_silhouette(
-        verts_px, consts.hand_model.faces, image_size=(size, size), sigma=settings.silhouette_sigma
     )
 
 
@@ -203,17 +135,17 @@ def _e2d_losses(outputs, batch, *, settings: LossSettings):
     return {"heatmap": heatmap, "e2d_keypoints": keypoints, "mask": mask * batch["mask_valid"]}
 
 
-def _e3d_losses(consts, outputs, batch, silhouette_on, *, settings: LossSettings):
+def _e3d_losses(consts, outputs, batch, silhouette_on, *, settings, runtime: RuntimeSettings):
     """fE3D losses per iteration and example ([T, B] each) through fProj."""
     size = batch["image"].shape[1]
     h = outputs["h"]  # [T, B, D]
     # One flat vmap over T * B (nested vmaps of the skinning hit an XLA CPU verifier bug).
-    flat = jax.vmap(lambda x: project(consts, x, settings=settings, image_size=size))(
+    flat = jax.vmap(lambda x: project(consts, x, runtime=runtime, image_size=size))(
         h.reshape(-1, h.shape[-1])
     )
     verts, kp3d, kp2d = (x.reshape(*h.shape[:2], *x.shape[1:]) for x in flat)
     rot, pose, betas, cam_h = dhpe.split_h(
-        h, rot_repr=settings.rot_repr, num_betas=settings.num_betas
+        h, rot_repr=runtime.rot_repr, num_betas=runtime.num_betas
     )
     cam = dhpe.weak_perspective_cam(cam_h)
     target3d = jnp.einsum("bij,bkj->bki", batch["view_rotation"], batch["keypoints_3d"])
@@ -236,21 +168,21 @@ def _e3d_losses(consts, outputs, batch, silhouette_on, *, settings: LossSettings
     }
     terms["silhouette"] = jax.lax.cond(
         silhouette_on,
-        lambda: _silhouette_losses(consts, verts, cam, batch, settings=settings),
+        lambda: _silhouette_losses(consts, verts, cam, batch, settings=settings, runtime=runtime),
         lambda: jnp.zeros((1 if settings.silhouette_last_only else h.shape[0], h.shape[1])),
     )
     return terms
 
 
-def _silhouette_losses(consts, verts, cam, batch, *, settings: LossSettings):
+def _silhouette_losses(consts, verts, cam, batch, *, settings, runtime: RuntimeSettings):
     """Silhouette loss per iteration and example ([T, B], or [1, B] if only the last is rendered).
 
     Against the amodal mask where the example has one, else one-sided against the visible mask
     (see the module docstring). Examples whose mask is unlabelled get 0.
     """
-    factor = batch["mask"].shape[1] // settings.silhouette_size
+    factor = batch["mask"].shape[1] // runtime.silhouette_size
     target = jax.vmap(lambda m: losses.area_downsample(m, factor))(batch["mask_full"])
-    render_one = functools.partial(silhouette, consts, settings=settings)
+    render_one = functools.partial(silhouette, consts, runtime=runtime)
     if settings.silhouette_last_only:
         alpha = jax.vmap(render_one)(verts[-1], cam[-1])[None]
     else:
@@ -261,7 +193,10 @@ def _silhouette_losses(consts, verts, cam, batch, *, settings: LossSettings):
     return loss * batch["mask_valid"]
 
 
-def compute_losses(consts, outputs, batch, silhouette_on, *, settings: LossSettings, stage: str):
+def compute_losses(
+    consts, outputs, batch, silhouette_on, *, settings: LossSettings, runtime: RuntimeSettings,
+    stage: str,
+):  # fmt: skip
     """Weighted total loss and the mean of every term.
 
     Args:
@@ -270,6 +205,7 @@ def compute_losses(consts, outputs, batch, silhouette_on, *, settings: LossSetti
       batch: the batch with ``image``, ``mask`` float in [0, 1] (see the module docstring).
       silhouette_on: [] bool gate of the silhouette loss.
       settings: loss settings.
+      runtime: the h layout and silhouette settings.
       stage: "e2d", "e3d" or "joint".
 
     Returns:
@@ -279,7 +215,9 @@ def compute_losses(consts, outputs, batch, silhouette_on, *, settings: LossSetti
     if stage != "e3d":
         terms.update(_e2d_losses(outputs, batch, settings=settings))
     if stage != "e2d":
-        terms.update(_e3d_losses(consts, outputs, batch, silhouette_on, settings=settings))
+        terms.update(
+            _e3d_losses(consts, outputs, batch, silhouette_on, settings=settings, runtime=runtime)
+        )
     means = {k: jnp.mean(v) for k, v in terms.items()}
     total = sum(getattr(settings, k) * v for k, v in means.items())
     if "kp3d" in terms:
@@ -317,8 +255,9 @@ def _mask_frozen(tree, stage: str):
 
 
 def train_step(
-    state: TrainState, batch, key, consts: Constants, *, model, optimizer, settings, stage: str
-):
+    state: TrainState, batch, key, consts: Constants, *, model, optimizer, settings, runtime,
+    stage: str,
+):  # fmt: skip
     """One optimiser step (jit with ``donate_argnums=0`` and the stage etc. bound).
 
     Args:
@@ -329,6 +268,7 @@ def train_step(
       model: the ``dhpe.DHPE`` module.
       optimizer: the Optax optimiser.
       settings: loss settings.
+      runtime: the h layout and silhouette settings (``RuntimeSettings``).
       stage: "e2d", "e3d" or "joint".
 
     Returns:
@@ -358,7 +298,9 @@ def train_step(
             run_e3d=stage != "e2d",
             mutable=["batch_stats"],
         )
-        total, terms = compute_losses(consts, outputs, batch, gate, settings=settings, stage=stage)
+        total, terms = compute_losses(
+            consts, outputs, batch, gate, settings=settings, runtime=runtime, stage=stage
+        )
         return total, (terms, new_vars["batch_stats"])
 
     (total, (terms, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -382,9 +324,16 @@ def train_step(
     return new_state, metrics
 
 
-def make_train_step(*, model, optimizer, settings: LossSettings, stage: str):
+def make_train_step(
+    *, model, optimizer, settings: LossSettings, runtime: RuntimeSettings, stage: str
+):
     """Jit ``train_step`` for one stage with the state donated and replicated."""
     step = functools.partial(
-        train_step, model=model, optimizer=optimizer, settings=settings, stage=stage
+        train_step,
+        model=model,
+        optimizer=optimizer,
+        settings=settings,
+        runtime=runtime,
+        stage=stage,
     )
     return jax.jit(step, donate_argnums=0)

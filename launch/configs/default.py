@@ -54,7 +54,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.loss.shape_prior = 1e-2
     c.loss.rot_reg = 1e-1  # keeps the rotation parameter on its manifold
     c.loss.heatmap_sigma = 1.5  # target Gaussian std, heatmap pixels
-    # always | never | threshold | step | threshold_or_step (hand_jax.losses.silhouette_gate)
+    # always | never | threshold | step | threshold_or_step (hand_jax.train.losses.silhouette_gate)
     c.loss.silhouette_gate = "threshold_or_step"
     c.loss.silhouette_threshold = 0.025  # metres of running 3D keypoint loss
     c.loss.silhouette_start_step = 30_000  # "step": first step; "threshold_or_step": deadline

@@ -2,17 +2,17 @@
 
 ``crop.view_rotation(K, image_size=S)`` turns the crop camera's frame into that of a virtual
 camera looking through the crop centre; training rotates the 3D targets into it and
-``train_eval.run_predictions`` rotates predictions back. Frames: camera, metres, x right, y down,
-z forward; crop pixels (u, v) with the centre at (S / 2, S / 2).
+``hand_jax.network.batches.run_predictions`` rotates predictions back. Frames: camera, metres,
+x right, y down, z forward; crop pixels (u, v) with the centre at (S / 2, S / 2).
 """
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from hand_jax import sharding
 from hand_jax.data import crop
-from hand_jax.train import evaluation as train_eval
-from hand_jax.train import step as tr
+from hand_jax.network import batches
 
 S = 64
 
@@ -142,9 +142,9 @@ def test_run_predictions_rotates_back_to_the_crop_camera():
     def stub_predict(state, images, consts):
         return {"kp3d": table[images[:, 0, 0, 0].astype(jnp.int32)]}
 
-    sharding = tr.batch_sharding(tr.make_mesh())
-    out = train_eval.run_predictions(
-        stub_predict, None, samples, None, batch_size=4, sharding=sharding
+    mesh_sharding = sharding.batch_sharding(sharding.make_mesh())
+    out = batches.run_predictions(
+        stub_predict, None, samples, None, batch_size=4, sharding=mesh_sharding
     )  # 5 samples: a second, padded batch
     np.testing.assert_allclose(out["kp3d_view"], view, atol=1e-7)
     np.testing.assert_allclose(out["kp3d"], camera, atol=1e-6)

@@ -17,7 +17,7 @@ import pytest
 
 from hand_jax import estimate, refine
 from hand_jax.models import dhpe
-from hand_jax.train import evaluation as te
+from hand_jax.network import forward
 from hand_jax.train import loop as train_loop
 from tests.train_helpers import tiny_config, toy_samples
 
@@ -26,8 +26,9 @@ def tiny_network(seed: int = 0) -> estimate.Network:
     config = tiny_config()
     mesh, consts, programs = train_loop.build(config)
     state = programs.init(jax.random.key(seed), h_init=consts.h_init)
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
     return estimate.Network(
-        programs.model, state, consts, programs.settings, config.data.image_size,
+        programs.model, variables, consts, programs.runtime, config.data.image_size,
         config.data.crop_margin, mesh,
     )  # fmt: skip
 
@@ -44,8 +45,8 @@ def images():
 
 def test_zero_steps_is_the_network(net, images):
     e = estimate.make_estimate_fn(net, refine_steps=0)(images)
-    p = te.predict(net.state, jnp.asarray(images), net.consts, model=net.module,
-                   settings=net.settings)  # fmt: skip
+    p = forward.predict(net.variables, jnp.asarray(images), net.consts, module=net.module,
+                        runtime=net.runtime)  # fmt: skip
     np.testing.assert_allclose(e.h, p["h"], atol=1e-6)
     np.testing.assert_allclose(e.h_network, p["h"], atol=1e-6)
     np.testing.assert_allclose(e.keypoints_3d, p["kp3d"], atol=1e-6)
@@ -64,22 +65,22 @@ def test_refinement_lowers_every_energy(net, images):
     np.testing.assert_allclose(e.energy[:, 0], e.energy_before, rtol=1e-5)
     # The refined h is a different hand whose reprojection is what the Estimate reports.
     assert float(jnp.abs(e.h - e.h_network).max()) > 1e-3
-    p = dhpe.to_hand_params(e.h, rot_repr=net.settings.rot_repr, num_betas=net.settings.num_betas)
+    p = dhpe.to_hand_params(e.h, rot_repr=net.runtime.rot_repr, num_betas=net.runtime.num_betas)
     kp2d = jax.vmap(lambda q: refine.forward(net.consts.hand_model, q, image_size=32)[2])(p)
     np.testing.assert_allclose(kp2d, e.keypoints_2d, atol=1e-3)
 
 
 def test_evidence_resolution_and_confidences(net, images):
     e = estimate.make_estimate_fn(net, refine_steps=0, confidence_floor=0.5)(images)
-    m = net.settings.silhouette_size
+    m = net.runtime.silhouette_size
     assert e.evidence.mask.shape == (4, m, m)
     assert float(e.evidence.mask.min()) >= 0.0 and float(e.evidence.mask.max()) <= 1.0
     conf = np.asarray(e.evidence.confidence)
     assert conf.min() >= 0.0 and conf.max() <= 1.0
     # Against the network's own outputs: resized mask by a plain bilinear reference at an
     # exact 2x upsampling of a constant map is the constant; the floor zeroes low confidences.
-    p = te.predict(net.state, jnp.asarray(images), net.consts, model=net.module,
-                   settings=net.settings)  # fmt: skip
+    p = forward.predict(net.variables, jnp.asarray(images), net.consts, module=net.module,
+                        runtime=net.runtime)  # fmt: skip
     raw = np.asarray(p["confidence"])
     np.testing.assert_allclose(conf, np.where(raw >= 0.5, raw, 0.0), atol=1e-6)
     np.testing.assert_allclose(e.evidence.keypoints_2d, p["keypoints2d"], atol=1e-4)
@@ -134,7 +135,7 @@ SHARDED = textwrap.dedent(
     images = np.stack([s["image"] for s in toy_samples(8, seed=3)])
     a = estimate.make_estimate_fn(net, refine_steps=4, mesh=net.mesh)(images)
     cpu0 = jax.devices()[0]
-    one = net._replace(state=jax.device_put(net.state, cpu0),
+    one = net._replace(variables=jax.device_put(net.variables, cpu0),
                        consts=jax.device_put(net.consts, cpu0), mesh=None)
     b = estimate.make_estimate_fn(one, refine_steps=4)(jax.device_put(images, cpu0))
     assert len(a.h.sharding.device_set) == 8, a.h.sharding

@@ -1,6 +1,7 @@
 """Benchmark-protocol mappings: STB's palm root, left hands un-mirrored, crops back to source
 pixels, Dexter+Object fingertips. Each test names the one-line bug it catches."""
 
+import collections
 import json
 import types
 
@@ -10,7 +11,7 @@ import pytest
 import hand_jax.data
 from hand_jax import keypoints as kp
 from hand_jax.data import crop, schema, stb
-from hand_jax.estimate import dataset as estimate_dataset
+from hand_jax.estimate import scoring
 from hand_jax.eval import evaluate, protocol
 from tests.data import test_stb as stb_fixtures  # a plain import: an import error fails
 
@@ -172,7 +173,7 @@ def _left_hand_run(tmp_path, monkeypatch, *, drop_prediction_mirror=False, gt_np
     frames = protocol.source_frames(crops)
     if drop_prediction_mirror:
         frames = frames._replace(mirrored=np.zeros(3, bool))
-    estimate_dataset.write_predictions(str(tmp_path / "p.npz"), frames, _perfect(crops))
+    scoring.write_predictions(str(tmp_path / "p.npz"), frames, _perfect(crops))
     kw = dict(dataset="rhd", predictions=tmp_path / "p.npz", out_dir=tmp_path / "o")
     if gt_npz:  # the loader's (mirrored) labels used as ground truth as they are
         np.savez(tmp_path / "gt.npz", ids=frames.ids,
@@ -214,7 +215,7 @@ def test_stb_through_the_real_loader_and_protocol_crops(tmp_path):
     labels = fixtures.write_stb(str(tmp_path), ["B1Counting", "B1Random"])
     crops = protocol.load_crops("stb", str(tmp_path), "test", crop_size=32, crop_margin=0.25)
     frames = protocol.source_frames(crops)
-    estimate_dataset.write_predictions(str(tmp_path / "p.npz"), frames, _perfect(crops))
+    scoring.write_predictions(str(tmp_path / "p.npz"), frames, _perfect(crops))
     with np.load(tmp_path / "p.npz") as f:  # independent: test_stb's reference conversion
         xyz, uv = fixtures._expected(labels["B1Random"][1], wrist=True)
         np.testing.assert_allclose(f["keypoints_3d"][3], xyz, rtol=1e-5, atol=1e-7)
@@ -227,19 +228,23 @@ def test_stb_through_the_real_loader_and_protocol_crops(tmp_path):
 
 
 def test_checkpoint_predictions_are_mapped_to_the_original_frame(tmp_path, monkeypatch):
-    """evaluate(checkpoint=...) un-mirrors like write_predictions (a stub model, no jit)."""
+    """Scoring a checkpoint un-mirrors like write_predictions (a stub network, no jit)."""
     fixtures = stb_fixtures
     fixtures.write_stb(str(tmp_path), ["B1Counting", "B1Random"])
-    config = types.SimpleNamespace(data=types.SimpleNamespace(image_size=32, crop_margin=0.25))
-    stub = types.SimpleNamespace(
-        find_run_dir=lambda path: path, load_run_config=lambda run_dir: config,
-        predict_samples=lambda path, samples: {
-            "keypoints_3d": _perfect(samples)["kp3d"], "keypoints_2d": _perfect(samples)["kp2d"],
-            "verts": _perfect(samples)["verts"]},
-    )  # fmt: skip
-    monkeypatch.setattr(evaluate, "_checkpoint_predictor", lambda checkpoint: stub)
-    result = evaluate.evaluate(dataset="stb", checkpoint="/run", data_dir=tmp_path,
-                               out_dir=tmp_path / "o")  # fmt: skip
+    network = types.SimpleNamespace(image_size=32, crop_margin=0.25)
+    monkeypatch.setattr(scoring.core, "load_network", lambda checkpoint, **kw: network)
+    monkeypatch.setattr(scoring.core, "make_estimate_fn", lambda net, **kw: None)
+
+    def perfect(fn, samples, *, batch_size):  # both variants: the crops' own labels
+        p = _perfect(samples)
+        m = collections.defaultdict(float)  # every validation metric 0
+        return {"predictions": {"network": p, "refined": p}, "network": m, "refined": m}
+
+    monkeypatch.setattr(scoring, "score", perfect)
+    summary = scoring.evaluate_split("/run", dataset="stb", data_dir=str(tmp_path), split="test",
+                                     out_dir=str(tmp_path / "o"), refine_steps=0)  # fmt: skip
+    assert summary["protocol"]["network"]["epe_mean_mm"] == pytest.approx(0.0, abs=1e-3)
+    result = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert result["alignments"]["none"]["epe_mean_mm"] == pytest.approx(0.0, abs=1e-3)
 
 

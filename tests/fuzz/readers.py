@@ -9,7 +9,7 @@ Hypothesis strategy, calls the reader and classifies the outcome:
 - anything else (a raw exception from numpy, scipy, zipfile, pickle or JSON, or a project error
   that does not name the file) is a failure: ``other``.
 
-A segmentation fault kills the process: ``benchmarks/fuzz_readers.py`` runs each target in a
+A segmentation fault kills the process: ``tests/tools/fuzz_readers.py`` runs each target in a
 child process and reports it as ``crash``. Mutations: structured ones (per npz member: dtype,
 shape, special values, object arrays, raw ``.npy`` headers with any descr/shape; per pickled or
 JSON value: replacement by other values, deep nesting, huge numbers) and byte-level ones

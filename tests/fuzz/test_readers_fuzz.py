@@ -1,10 +1,10 @@
-"""Property-based fuzzing of every file reader (short profile; the long one: benchmarks/).
+"""Property-based fuzzing of every file reader (short profile; the long one: tests/tools/).
 
 Property: given a mutated file (``tests/fuzz/readers.py``: structured mutations of a valid file
 in the native format, then byte-level ones), the reader either returns or raises the project's
 own error for that reader with a message naming the file; never a raw exception from numpy,
 scipy, zipfile, pickle or JSON (or a crash, which would kill this process). A few dozen
-derandomised examples per reader keep this under a minute; ``python benchmarks/fuzz_readers.py``
+derandomised examples per reader keep this under a minute; ``python tests/tools/fuzz_readers.py``
 runs thousands per reader, each reader in a child process, and tabulates the outcomes.
 """
 

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hand_jax import losses
 from hand_jax.models import heads
+from hand_jax.train import losses
 
 
 def _soft_argmax_loop(hm, stride, threshold):

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from hand_jax.reproduce import plan, report
+from hand_jax.reproduce import plan, report, summary
 from launch.configs import reproduce as presets
 
 
@@ -86,10 +86,10 @@ def test_verdict_uses_the_t_interval_and_gives_none_for_one_seed():
     # -> half-width 4.303 * 0.01 / sqrt(3) = 0.0248 > 0.02: no clear change (two standard
     # errors, 0.0115, would have called it "helps").
     assert (
-        report.paired_effect(cell([0.51, 0.53, 0.52]), base) == "+0.020 ± 0.025 (no clear change)"
+        summary.paired_effect(cell([0.51, 0.53, 0.52]), base) == "+0.020 ± 0.025 (no clear change)"
     )
-    assert report.paired_effect(cell([0.9]), cell([0.5])) == "+0.400 (one seed: no verdict)"
-    assert report.paired_effect({}, base) == "not run"
+    assert summary.paired_effect(cell([0.9]), cell([0.5])) == "+0.400 (one seed: no verdict)"
+    assert summary.paired_effect({}, base) == "not run"
 
 
 def test_cells_with_fewer_seeds_say_so_and_stale_evaluations_are_left_out(study):

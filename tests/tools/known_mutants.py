@@ -4,7 +4,7 @@ Each mutant is a one-line change to a copy of the repository (``git archive HEAD
 temporary folder, so the working tree is never touched); the module's test files run against it
 and the mutant counts as killed when they fail. Prints a table; exits 1 if any mutant survives.
 
-    python benchmarks/known_mutants.py [--only NAME ...]
+    python tests/tools/known_mutants.py [--only NAME ...]
 """
 
 import argparse
@@ -16,7 +16,7 @@ import time
 
 from mutation_scores import _git_files as copy_head  # this script's folder is on sys.path
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # name: (file, original text, mutated text, test files)
 MUTANTS = {
@@ -55,10 +55,10 @@ MUTANTS = {
         ["tests/data/test_schema_crop.py"],
     ),
     "6D orthogonality dropped": (
-        "hand_jax/losses.py", " + jnp.dot(a, b) ** 2", "", ["tests/test_losses.py"],
+        "hand_jax/train/losses.py", " + jnp.dot(a, b) ** 2", "", ["tests/test_losses.py"],
     ),
     "2D scale H/W swapped": (
-        "hand_jax/losses.py", "jnp.asarray([image_size[1], image_size[0]]",
+        "hand_jax/train/losses.py", "jnp.asarray([image_size[1], image_size[0]]",
         "jnp.asarray([image_size[0], image_size[1]]", ["tests/test_losses.py"],
     ),
     "kintree child order ignored": (

@@ -274,7 +274,7 @@ _EQUIVALENT = [
     ("hand_jax/eval/metrics.py",
      "[[s.f for s in f_score_thresholds(p, g, thresholds)] for p, g in zip(pred, gt, strict=True)]",
      0, "the lengths were checked equal just above"),
-    ("hand_jax/losses.py", "_EPS = 1e-12", 0,
+    ("hand_jax/train/losses.py", "_EPS = 1e-12", 0,
      "safe-norm epsilon 2e-12: a norm changes by < 1e-6"),
     ("hand_jax/data/crop.py", "points = points[np.all(np.isfinite(points), axis=-1)]", 0,
      "axis=+1 is axis=-1 on the [N, 2] points"),

@@ -1,7 +1,7 @@
 """Mutation score per module: mutmut 2 over scratch copies of the repository (issue 15).
 
-    python benchmarks/mutation_scores.py [--only losses crop ...] [--work_dir DIR]
-    python benchmarks/mutation_scores.py --report_only [--show_survivors]
+    python tests/tools/mutation_scores.py [--only losses crop ...] [--work_dir DIR]
+    python tests/tools/mutation_scores.py --report_only [--show_survivors]
 
 Each module group runs in its own copy (``git archive HEAD`` into WORK_DIR/<group>; mutmut
 writes every mutant into the copy's source file, never into the working tree) against the test
@@ -14,8 +14,8 @@ A rerun resumes: the copy's ``tests/``, ``hand_jax/`` and ``launch/`` are refres
 killed mutants stay killed and untested mutants run (``--retry_survivors``: the survivors not
 listed as equivalent too). The score counts killed, timed-out and
 "suspicious" (killed, but slowly) mutants over all mutants less the equivalent ones listed in
-EQUIVALENT (benchmarks/mutation_equivalents.py: mutants that cannot change behaviour, with
-the reason). Each group's mutmut cache is saved in benchmarks/mutation_state/ after a run:
+EQUIVALENT (tests/tools/mutation_equivalents.py: mutants that cannot change behaviour, with
+the reason). Each group's mutmut cache is saved in tests/tools/mutation_state/ after a run:
 a fresh checkout resumes from it, and ``--report_only`` prints the table from it.
 """
 
@@ -32,11 +32,11 @@ import tempfile
 import mutmut
 from mutation_equivalents import EQUIVALENT  # this script's folder is on sys.path
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # group: (files to mutate, test files in the order they run)
 GROUPS = {
-    "losses": (["hand_jax/losses.py"], ["tests/test_losses.py"]),
+    "losses": (["hand_jax/train/losses.py"], ["tests/test_losses.py"]),
     "crop": (
         ["hand_jax/data/crop.py"],
         ["tests/data/test_schema_crop.py", "tests/data/test_view_rotation.py"],
@@ -108,7 +108,7 @@ def _git_files(dest: str, paths: list[str]) -> None:
 
 # Each group's mutmut cache, kept in the repository (gzip) so that a run on another machine or
 # a later day resumes instead of starting over: hours of CPU on 2 cores.
-STATE_DIR = os.path.join(ROOT, "benchmarks", "mutation_state")
+STATE_DIR = os.path.join(ROOT, "tests", "tools", "mutation_state")
 
 
 def load_state(copy: str, group: str) -> None:
@@ -238,7 +238,7 @@ def mutated_line(path: str, text: str, line_number: int, index: int) -> str:
 # JAX clamps an out-of-range static index, so ``x[..., 3]`` on an axis of 3 reads ``x[..., 2]``.
 JAX_FILES = {
     "hand_jax/geometry/rotations.py", "hand_jax/geometry/kinematics.py",
-    "hand_jax/render/soft.py", "hand_jax/losses.py", "hand_jax/refine/energy.py",
+    "hand_jax/render/soft.py", "hand_jax/train/losses.py", "hand_jax/refine/energy.py",
     "hand_jax/render/binning.py", "hand_jax/render/pairs.py", "hand_jax/render/primitives.py",
     "hand_jax/render/dense.py", "hand_jax/render/aggregate.py", "hand_jax/render/hard.py",
 }  # fmt: skip

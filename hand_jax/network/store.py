@@ -7,7 +7,7 @@ licensed and reloaded from ``--mano_path``) and nothing pickled: ``np.load`` run
 ``allow_pickle=False`` and every array is checked against the tree the config builds.
 
 The project ships one: ``SHIPPED_MODEL`` (trained on the embedded CC0-derived synthetic data);
-``hand_jax.predict.restore()`` with no path uses it.
+``hand_jax.network.restore()`` with no path uses it.
 """
 
 import json
@@ -19,7 +19,9 @@ import zlib
 import jax
 import numpy as np
 
-SHIPPED_MODEL = os.path.join(os.path.dirname(__file__), "assets", "models", "synthetic_cpu")
+SHIPPED_MODEL = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "models", "synthetic_cpu"
+)
 PARAMS_FILE = "params.npz"
 _COLLECTIONS = ("params", "batch_stats")
 _DTYPES = (np.float16, np.float32)

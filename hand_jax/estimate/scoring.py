@@ -1,8 +1,10 @@
-"""Score a dataset split with and without test-time refinement (the paper's "w/o refinement" row).
+"""Score a checkpoint on a dataset split, with and without test-time refinement.
 
-One pass of the estimation function over the split's protocol crops (cropped as the run's
-training crops) yields both the network's and the refined hands; each is scored with the
-validation metrics (``hand_jax.train.evaluation.compute_metrics``: root-relative, Z&B and
+The one route that scores a trained network under a benchmark protocol (``launch.evaluate
+--checkpoint``); 0 refinement steps scores the network alone. One pass of the estimation
+function over the split's protocol crops (cropped as the run's training crops) yields both the
+network's and the refined hands (the paper's "w/o refinement" row and its full method); each is
+scored with the validation metrics (``hand_jax.network.validation``: root-relative, Z&B and
 Procrustes 3D errors, 2D errors, mask IoU, all in the mirrored crop's frame and the loader's
 keypoints) and written as a predictions npz that ``hand_jax.eval.evaluate`` scores under the
 benchmark protocols. The npz is in the frame of the ground truth: 3D keypoints and vertices in
@@ -17,11 +19,10 @@ import tempfile
 
 import numpy as np
 
-from hand_jax import outputs
+from hand_jax import outputs, sharding
 from hand_jax.estimate import core
 from hand_jax.eval import evaluate, protocol
-from hand_jax.train import evaluation as te
-from hand_jax.train import step as tr
+from hand_jax.network import batches, validation
 
 VARIANTS = ("network", "refined")
 
@@ -76,9 +77,9 @@ def predict_samples(estimate, samples, *, batch_size: int) -> dict:
     """
     mesh = estimate.network.mesh
     batch_size = -(-batch_size // mesh.size) * mesh.size
-    merged = te.run_predictions(
+    merged = batches.run_predictions(
         _as_predict_fn(estimate), None, samples, None, batch_size=batch_size,
-        sharding=tr.batch_sharding(mesh),
+        sharding=sharding.batch_sharding(mesh),
     )  # fmt: skip
     return _split_variants(merged)
 
@@ -109,7 +110,7 @@ def score(estimate, samples, *, batch_size: int, fraction: float = 0.1) -> dict:
     out = {"predictions": preds}
     for name in VARIANTS:
         p = preds[name]
-        m = te.compute_metrics(p)
+        m = validation.compute_metrics(p)
         err = root_relative_errors(p)
         m[f"worst_{pct}pct_root_rel_mm"] = float(np.mean(err[worst]))
         m["mean_energy"] = float(
@@ -146,54 +147,100 @@ def write_predictions(path: str, frames: protocol.SourceFrames, p: dict) -> None
                         root_convention="wrist")  # fmt: skip
 
 
-def _table(result: dict) -> str:
+def _table(result: dict, variants) -> str:
     keys = ("kp3d_epe_mm", "zb_epe_mm", "zb_auc_20_50", "pa_epe_mm", "kp2d_epe_px",
             "silhouette_iou", "worst_10pct_root_rel_mm", "mean_energy")  # fmt: skip
     lines = ["| variant | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-    for name in VARIANTS:
+    for name in variants:
         lines.append(f"| {name} | " + " | ".join(f"{result[name][k]:.4g}" for k in keys) + " |")
     return "\n".join(lines) + "\n"
 
 
-def evaluate_split(
-    checkpoint, *, dataset: str, data_dir: str, split: str, out_dir: str, refine_steps: int,
-    mano_path=None, overwrite: bool = False, batch_size: int = 64, **estimate_kw,
-) -> dict:  # fmt: skip
-    """Score a split with and without refinement and write both benchmark evaluations.
+def _write_evaluations(tmp, scratch, frames, preds, *, layout: dict, evaluate_kw: dict) -> dict:
+    """Score each variant's predictions under the protocol.
 
-    Writes ``out_dir/network/`` and ``out_dir/refined/`` (``hand_jax.eval.evaluate``: metrics,
-    per-sample errors, tables, PCK plots under the dataset's protocol, ``hand_jax.eval.protocol``;
-    the refined run tabulated beside the network's),
-    ``out_dir/refinement.json`` (validation metrics of both, energies, the worst 10%) and
-    ``out_dir/refinement.md``.
+    Args:
+      tmp: the staged output folder.
+      scratch: a folder for the predictions files.
+      frames: the crops' ``protocol.SourceFrames``.
+      preds: ``predict_samples`` output.
+      layout: {variant: (sub-folder of ``tmp``, table label)}.
+      evaluate_kw: arguments of ``hand_jax.eval.evaluate`` shared by the variants.
 
     Returns:
-      the ``refinement.json`` content.
+      {variant: the evaluation's primary block (alignment, AUCs, EPEs)}.
+    """
+    primary, previous = {}, []
+    for name, (folder, label) in layout.items():
+        path = os.path.join(scratch, f"{name}.npz")
+        write_predictions(path, frames, preds[name])
+        target = os.path.join(tmp, folder)
+        kw = dict(evaluate_kw, variant=label)
+        kw["compare_with"] = [*evaluate_kw.get("compare_with", ()), *previous]
+        result = evaluate.evaluate(out_dir=target, predictions=path, **kw)
+        primary[name] = {k: v for k, v in result["primary"].items() if k != "pck_curve"}
+        previous.append(os.path.join(target, "metrics.json"))
+    return primary
+
+
+def evaluate_split(
+    checkpoint, *, dataset: str, data_dir: str, split: str, out_dir: str, refine_steps: int,
+    mano_path=None, overwrite: bool = False, batch_size: int = 64, method: str | None = None,
+    variant: str | None = None, compare_with=(), **estimate_kw,
+) -> dict:  # fmt: skip
+    """Score a checkpoint on a split (with and without refinement) under the benchmark protocol.
+
+    With ``refine_steps`` > 0 writes ``out_dir/network/`` and ``out_dir/refined/``
+    (``hand_jax.eval.evaluate``: metrics, per-sample errors, tables, PCK plots under the
+    dataset's protocol, ``hand_jax.eval.protocol``; the refined run tabulated beside the
+    network's), ``out_dir/refinement.json`` (validation metrics of both, energies, the worst
+    10%) and ``out_dir/refinement.md``. With 0 steps the network alone: its evaluation straight
+    into ``out_dir`` and ``out_dir/scores.{json,md}`` (its validation metrics).
+
+    Args:
+      checkpoint: a run directory, checkpoint or model directory (None: the shipped model).
+      dataset, data_dir, split: the split to score (``hand_jax.data.load_split``).
+      out_dir: the output folder (refused if non-empty unless ``overwrite``).
+      refine_steps: refinement steps on the network's own evidence (0: the network alone).
+      mano_path: the hand model the network was trained with.
+      overwrite: replace a non-empty ``out_dir``.
+      batch_size: crops per call.
+      method, variant, compare_with: table labels and other runs' metrics.json to tabulate
+        beside (``hand_jax.eval.evaluate``); ``variant`` defaults to network / refined.
+      **estimate_kw: further ``make_estimate_fn`` arguments (learning rate, weights, ...).
+
+    Returns:
+      the ``refinement.json`` (``scores.json``) content.
     """
     outputs.check_out_dir(out_dir, overwrite=overwrite)
     network = core.load_network(checkpoint, mano_path=mano_path)
     fn = core.make_estimate_fn(network, refine_steps=refine_steps, **estimate_kw)
     samples = load_protocol_crops(network, dataset=dataset, data_dir=data_dir, split=split)
     result = score(fn, samples, batch_size=batch_size)
-    frames = protocol.source_frames(samples)
     preds = result.pop("predictions")
+    refined = refine_steps > 0
+    if refined:
+        layout = {n: (n, n if variant is None else f"{variant} ({n})") for n in VARIANTS}
+    else:
+        layout = {"network": ("", variant or "network")}
     summary = {"dataset": dataset, "split": split, "num_samples": len(samples),
                "refine_steps": refine_steps, "checkpoint": str(checkpoint or "shipped model"),
-               **result}  # fmt: skip
+               **{name: result[name] for name in layout}}  # fmt: skip
+    evaluate_kw = dict(dataset=dataset, data_dir=data_dir, split=split,
+                       compare_with=list(compare_with), source=summary["checkpoint"])  # fmt: skip
+    if method is not None:
+        evaluate_kw["method"] = method
+    name = "refinement" if refined else "scores"
     with (
         outputs.staged_dir(out_dir, overwrite=overwrite) as tmp,
         tempfile.TemporaryDirectory() as scratch,
     ):
-        for name in VARIANTS:
-            path = os.path.join(scratch, f"{name}.npz")
-            write_predictions(path, frames, preds[name])
-            others = [os.path.join(tmp, "network", "metrics.json")] if name == "refined" else []
-            evaluate.evaluate(
-                out_dir=os.path.join(tmp, name), dataset=dataset, predictions=path,
-                data_dir=data_dir, split=split, variant=name, compare_with=others,
-            )  # fmt: skip
-        with open(os.path.join(tmp, "refinement.json"), "w") as f:
+        frames = protocol.source_frames(samples)
+        summary["protocol"] = _write_evaluations(
+            tmp, scratch, frames, preds, layout=layout, evaluate_kw=evaluate_kw
+        )
+        with open(os.path.join(tmp, f"{name}.json"), "w") as f:
             json.dump(summary, f, indent=1)
-        with open(os.path.join(tmp, "refinement.md"), "w") as f:
-            f.write(_table(result))
+        with open(os.path.join(tmp, f"{name}.md"), "w") as f:
+            f.write(_table(result, tuple(layout)))
     return summary

@@ -1,10 +1,11 @@
-"""Validation metrics of ``train_eval.compute_metrics`` against plain-numpy loop references."""
+"""Validation metrics (``network.validation.compute_metrics``) against plain-numpy loops."""
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hand_jax.train import evaluation as te
+from hand_jax.network import forward
+from hand_jax.network import validation as te
 
 N, K, SIDE = 48, 21, 32
 REF_A, REF_B = 9, 10  # middle MCP -> PIP
@@ -196,7 +197,7 @@ def test_mask_ious_match_a_loop_and_use_the_amodal_mask_when_present():
 def test_hard_argmax_is_the_centre_of_the_highest_pixel():
     rng = np.random.default_rng(3)
     heatmaps = rng.normal(size=(6, 5, 4)).astype(np.float32)  # h != w catches a swapped axis
-    out = np.asarray(te.hard_argmax(jnp.asarray(heatmaps), stride=4))
+    out = np.asarray(forward.hard_argmax(jnp.asarray(heatmaps), stride=4))
     for k in range(4):
         row, col = np.unravel_index(np.argmax(heatmaps[..., k]), (6, 5))
         np.testing.assert_allclose(out[k], [(col + 0.5) * 4, (row + 0.5) * 4])

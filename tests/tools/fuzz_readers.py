@@ -1,6 +1,6 @@
 """Fuzz every file reader with thousands of cases and tabulate the outcomes.
 
-    python benchmarks/fuzz_readers.py [--examples 2000] [--readers mano_npz,rhd_pickle] [--seed 0]
+    python tests/tools/fuzz_readers.py [--examples 2000] [--readers mano_npz,rhd_pickle] [--seed 0]
 
 The targets, mutations and the property are those of ``tests/fuzz/readers.py`` (the quick
 profile runs in the default test suite: ``tests/fuzz/test_readers_fuzz.py``). Each reader runs in
@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 

@@ -13,7 +13,8 @@ import jax
 import numpy as np
 import pytest
 
-from hand_jax import checkpoint, model_store, predict
+from hand_jax import checkpoint, network
+from hand_jax.network import store as model_store
 from hand_jax.train import loop as train_loop
 from tests.train_helpers import tiny_config, toy_samples
 
@@ -234,33 +235,33 @@ def run(tmp_path_factory):
     train_loop.train_and_evaluate(config, workdir=workdir, train_samples=train, val_samples=val)
     _, _, programs = train_loop.build(config)
     abstract = {k: getattr(programs.abstract, k) for k in ("params", "batch_stats")}
-    restored = checkpoint.restore_params(os.path.join(workdir, "checkpoints"), programs.abstract)
+    restored = checkpoint.restore_params(os.path.join(workdir, "checkpoints"), abstract)
     trained = jax.device_get({k: restored[k] for k in abstract})
-    keypoints = predict.predict_samples(workdir, val)["keypoints_3d"]
+    keypoints = network.predict_samples(workdir, val)["keypoints_3d"]
     return workdir, val, keypoints, abstract, trained
 
 
 def test_float32_export_is_the_run(run, tmp_path):
     workdir, val, want, abstract, trained = run
     model_dir = str(tmp_path / "model")
-    predict.export(workdir, model_dir, dtype=np.float32)
+    network.export(workdir, model_dir, dtype=np.float32)
     assert model_store.is_model_dir(model_dir)
     assert sorted(os.listdir(model_dir)) == ["config.json", "params.npz"]
     params = model_store.load_params(os.path.join(model_dir, "params.npz"), abstract)
     for got, ref in zip(jax.tree.leaves(params), jax.tree.leaves(trained), strict=True):
         np.testing.assert_array_equal(got, ref)
-    got = predict.predict_samples(model_dir, val)["keypoints_3d"]
+    got = network.predict_samples(model_dir, val)["keypoints_3d"]
     np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 def test_float16_export_is_the_run_within_half_precision(run, tmp_path):
     workdir, val, want, abstract, trained = run
     model_dir = str(tmp_path / "model16")
-    predict.export(workdir, model_dir)
+    network.export(workdir, model_dir)
     params = model_store.load_params(os.path.join(model_dir, "params.npz"), abstract)
     for got, ref in zip(jax.tree.leaves(params), jax.tree.leaves(trained), strict=True):
         np.testing.assert_array_equal(got, np.asarray(ref).astype(np.float16).astype(np.float32))
-    got = predict.predict_samples(model_dir, val)["keypoints_3d"]
+    got = network.predict_samples(model_dir, val)["keypoints_3d"]
     # Rounding every weight to float16 moves it by at most 2^-11 (5e-4) relative; the network's
     # output moves by the same order relative to the ~0.15 m keypoints: 0.1 mm bounds it with room
     # to spare (measured: 3e-4 mm). Predicting with the untrained initial weights instead is
@@ -285,7 +286,7 @@ def test_params_of_another_config_are_refused(run, tmp_path):
     with pytest.raises(ValueError, match=f"{re.escape(params_path)}.*params/"):
         model_store.load_params(params_path, abstract)
     with pytest.raises(ValueError, match=f"{re.escape(params_path)}.*params/"):
-        predict.restore(str(model_dir))
+        network.restore(str(model_dir))
 
 
 def test_float16_overflow_is_refused_when_saving(tmp_path):
