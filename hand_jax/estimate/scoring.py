@@ -69,13 +69,14 @@ def _split_variants(p: dict) -> dict:
     return {"network": network, "refined": shared}
 
 
-def predict_samples(estimate, samples, *, batch_size: int) -> dict:
+def predict_samples(estimate, samples, *, batch_size: int | None = None) -> dict:
     """Run ``estimate`` over cropped samples; return ``{"network": p, "refined": p}``.
 
     Each ``p`` is a ``run_predictions`` dict (numpy [N, ...], 3D in the crop camera frame, the
     labels under ``gt_*``) plus ``energy_before``/``energy_after`` [N] and ``usable`` [N].
     """
     mesh = estimate.network.mesh
+    batch_size = batch_size or estimate.network.batch_size
     batch_size = -(-batch_size // mesh.size) * mesh.size
     merged = batches.run_predictions(
         _as_predict_fn(estimate), None, samples, None, batch_size=batch_size,
@@ -94,7 +95,7 @@ def root_relative_errors(p: dict) -> np.ndarray:
     return per_example
 
 
-def score(estimate, samples, *, batch_size: int, fraction: float = 0.1) -> dict:
+def score(estimate, samples, *, batch_size: int | None = None, fraction: float = 0.1) -> dict:
     """Validation metrics of both variants, the energies, and the worst ``fraction``.
 
     Returns:
@@ -185,7 +186,8 @@ def _write_evaluations(tmp, scratch, frames, preds, *, layout: dict, evaluate_kw
 
 def evaluate_split(
     checkpoint, *, dataset: str, data_dir: str, split: str, out_dir: str, refine_steps: int,
-    mano_path=None, overwrite: bool = False, batch_size: int = 64, method: str | None = None,
+    mano_path=None, overwrite: bool = False, batch_size: int | None = None,
+    method: str | None = None,
     variant: str | None = None, compare_with=(), **estimate_kw,
 ) -> dict:  # fmt: skip
     """Score a checkpoint on a split (with and without refinement) under the benchmark protocol.
@@ -204,9 +206,10 @@ def evaluate_split(
       refine_steps: refinement steps on the network's own evidence (0: the network alone).
       mano_path: the hand model the network was trained with.
       overwrite: replace a non-empty ``out_dir``.
-      batch_size: crops per call.
+      batch_size: crops per call (default: the run's training batch, ``Network.batch_size``).
       method, variant, compare_with: table labels and other runs' metrics.json to tabulate
-        beside (``hand_jax.eval.evaluate``); ``variant`` defaults to network / refined.
+        beside (``hand_jax.eval.evaluate``); ``variant`` defaults to "default" (0 steps) or
+        network / refined.
       **estimate_kw: further ``make_estimate_fn`` arguments (learning rate, weights, ...).
 
     Returns:
@@ -222,7 +225,7 @@ def evaluate_split(
     if refined:
         layout = {n: (n, n if variant is None else f"{variant} ({n})") for n in VARIANTS}
     else:
-        layout = {"network": ("", variant or "network")}
+        layout = {"network": ("", variant or "default")}  # as a predictions file's run
     summary = {"dataset": dataset, "split": split, "num_samples": len(samples),
                "refine_steps": refine_steps, "checkpoint": str(checkpoint or "shipped model"),
                **{name: result[name] for name in layout}}  # fmt: skip

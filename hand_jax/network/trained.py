@@ -37,6 +37,7 @@ class Network(NamedTuple):
       image_size: S, the input crop side in pixels.
       crop_margin: the margin around the hand's box its training crops had.
       mesh: the device mesh it lives on (axis ``data``).
+      batch_size: the run's global training batch, the default batch to run it with.
     """
 
     module: Any
@@ -46,6 +47,7 @@ class Network(NamedTuple):
     image_size: int
     crop_margin: float
     mesh: Any
+    batch_size: int = 32
 
 
 def find_run_dir(path: str) -> str:
@@ -106,7 +108,7 @@ def restore(path: str | None = None, *, mano_path=None) -> Network:
     variables = _read_variables(path, run_dir, abstract, mesh)
     return Network(
         module, variables, consts, runtime, int(config.data.image_size),
-        float(config.data.crop_margin), mesh,
+        float(config.data.crop_margin), mesh, int(config.train.global_batch_size),
     )  # fmt: skip
 
 
@@ -115,13 +117,14 @@ def _jitted_predict(module, runtime):
     return jax.jit(functools.partial(forward.predict, module=module, runtime=runtime))
 
 
-def run_network(network: Network, samples, *, batch_size: int) -> dict:
+def run_network(network: Network, samples, *, batch_size: int | None = None) -> dict:
     """``batches.run_predictions`` of a restored network over cropped samples.
 
     Args:
       network: the restored network.
       samples: cropped sample dicts at ``network.image_size``.
-      batch_size: global batch (rounded up to a multiple of the device count).
+      batch_size: global batch (default ``network.batch_size``), rounded up to a multiple of
+        the device count.
     """
     size = int(samples[0]["image"].shape[0]) if len(samples) else 0
     if size != network.image_size:
@@ -129,18 +132,12 @@ def run_network(network: Network, samples, *, batch_size: int) -> dict:
             f"samples are {size} px crops but the network was trained on "
             f"{network.image_size} px crops"
         )
-    batch = -(-batch_size // network.mesh.size) * network.mesh.size
+    batch = batch_size or network.batch_size
+    batch = -(-batch // network.mesh.size) * network.mesh.size
     return batches.run_predictions(
         _jitted_predict(network.module, network.runtime), network.variables, samples,
         network.consts, batch_size=batch, sharding=sharding.batch_sharding(network.mesh),
     )  # fmt: skip
-
-
-def _batch_size(path: str | None, batch_size: int | None) -> int:
-    if batch_size:
-        return batch_size
-    path = store.SHIPPED_MODEL if path is None else path
-    return int(load_run_config(find_run_dir(path)).train.global_batch_size)
 
 
 def predict_samples(path: str | None, samples, *, mano_path=None, batch_size: int | None = None):
@@ -160,7 +157,7 @@ def predict_samples(path: str | None, samples, *, mano_path=None, batch_size: in
     """
     network = restore(path, mano_path=mano_path)
     try:
-        out = run_network(network, samples, batch_size=_batch_size(path, batch_size))
+        out = run_network(network, samples, batch_size=batch_size)
     except ValueError as e:
         raise ValueError(f"{path or 'the shipped model'}: {e}") from e
     return {
@@ -200,7 +197,7 @@ def validation_metrics(path: str | None, samples, *, mano_path=None) -> dict:
       and Procrustes 3D errors and AUCs, 2D errors, mask and silhouette IoU.
     """
     network = restore(path, mano_path=mano_path)
-    out = run_network(network, samples, batch_size=_batch_size(path, None))
+    out = run_network(network, samples)
     return validation.compute_metrics(out)
 
 

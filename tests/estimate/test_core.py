@@ -29,7 +29,7 @@ def tiny_network(seed: int = 0) -> estimate.Network:
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     return estimate.Network(
         programs.model, variables, consts, programs.runtime, config.data.image_size,
-        config.data.crop_margin, mesh,
+        config.data.crop_margin, mesh, config.train.global_batch_size,
     )  # fmt: skip
 
 

@@ -58,7 +58,7 @@ def test_scoring_a_checkpoint_without_refinement_is_the_network(run, tmp_path, m
         order = [list(f["ids"]).index(i) for i in ours["ids"]]
         np.testing.assert_allclose(f["keypoints_3d"][order], ours["keypoints_3d"], atol=1e-6)
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert metrics["inputs"]["predictions"] == workdir and metrics["variant"] == "network"
+    assert metrics["inputs"]["predictions"] == workdir and metrics["variant"] == "default"
     assert json.loads((tmp_path / "eval" / "scores.json").read_text())["refine_steps"] == 0
 
 
