@@ -91,6 +91,8 @@ def has_labels(sample) -> bool:
 def fit_quality(est, evidence: refine.Evidence) -> tuple[np.ndarray, np.ndarray]:
     """Per example: mean weighted 2D residual (crop pixels) and silhouette IoU with the mask.
 
+    The estimate's silhouette is resized to the evidence mask's resolution first.
+
     Examples without weighted keypoints get residual 0; without a finite mask, IoU 1 (neither
     can be judged, so neither skips the fit).
     """
@@ -101,7 +103,10 @@ def fit_quality(est, evidence: refine.Evidence) -> tuple[np.ndarray, np.ndarray]
     residual = np.sum(w * dist, axis=1) / np.maximum(np.sum(w, axis=1), 1e-9)
     mask = np.asarray(evidence.mask, np.float64)
     finite = np.isfinite(mask).all(axis=(1, 2))
-    sil, target_mask = np.asarray(est.silhouette) > 0.5, np.nan_to_num(mask) > 0.5
+    sil = np.asarray(est.silhouette, np.float32)
+    if sil.shape != mask.shape:  # the estimate's silhouette at the evidence's resolution
+        sil = np.asarray(jax.image.resize(sil, mask.shape, method="linear", antialias=True))
+    sil, target_mask = sil > 0.5, np.nan_to_num(mask) > 0.5
     inter = np.sum(sil & target_mask, axis=(1, 2))
     union = np.maximum(np.sum(sil | target_mask, axis=(1, 2)), 1)
     return residual, np.where(finite, inter / union, 1.0)

@@ -119,7 +119,7 @@ def _fit_batch(estimate, net_rows, cfg: fit_lib.FitConfig, batch_size: int, num_
     pad = net_rows + [net_rows[-1]] * (batch_size - n)
     images = np.stack([s["image"] for s in pad])
     labelled = np.array([cfg.evidence == "labels" and fit_lib.has_labels(s) for s in pad])
-    mask_size = estimate.network.runtime.silhouette_size
+    mask_size = estimate.silhouette.size
     results = {}
     for use_labels in (True, False):
         if not np.any(labelled == use_labels):

@@ -19,16 +19,19 @@ centred crop that is the camera frame up to a small rotation; dataset evaluation
 back with the crop's ``view_rotation``.
 """
 
+import dataclasses
 import functools
 from typing import Any, NamedTuple
 
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from hand_jax import network as net_lib
 from hand_jax import refine, sharding
+from hand_jax.geometry import decimation
 from hand_jax.models import dhpe
 from hand_jax.network import forward
 from hand_jax.network.trained import Network
@@ -38,6 +41,10 @@ from hand_jax.network.trained import Network
 DEFAULT_STEPS = 30
 DEFAULT_LEARNING_RATE = 0.05
 DEFAULT_WEIGHTS = {"keypoints": 1.0, "silhouette": 1.0, "proximity": 1e-1}
+# The refinement's silhouette: at the evidence mask's own resolution, from a decimated proxy of
+# the hand (chosen on the validation split for speed at unchanged accuracy:
+# benchmarks/refine_speed.py, BUILD.md "Refinement throughput").
+DEFAULT_SILHOUETTE_FACES = 413
 
 
 class Estimate(NamedTuple):
@@ -115,23 +122,84 @@ def _check_evidence(evidence, batch: int, mask_size: int) -> refine.Evidence:
     return refine.Evidence(*(jnp.asarray(getattr(evidence, k), jnp.float32) for k in want))
 
 
+class SilhouetteSetup(NamedTuple):
+    """How refinement renders the silhouette it compares with the evidence mask.
+
+    Attributes:
+      size: M, the silhouette (and evidence mask) side in pixels.
+      sigma: the soft rasterizer's blur at M, pixels^2 (the network's blur, rescaled to M).
+      faces: [F', 3] the faces rendered (a decimated proxy of the hand's), or None for all.
+    """
+
+    size: int
+    sigma: float
+    faces: Any = None
+
+
+def evidence_mask_size(network: Network) -> int:
+    """The side of the network's foreground map F(x), pixels (traced shapes only)."""
+    s = network.image_size
+    images = jax.ShapeDtypeStruct((1, s, s, 3), jnp.float32)
+    out = jax.eval_shape(
+        lambda v, x, h: network.module.apply(v, x, h, train=False),
+        network.variables, images, network.consts.h_init,
+    )  # fmt: skip
+    return int(out["mask_logits"].shape[1])
+
+
+@functools.lru_cache(maxsize=8)
+def _proxy_faces(verts: bytes, faces: bytes, num_verts: int, target: int) -> np.ndarray:
+    return decimation.collapse_faces(
+        np.frombuffer(verts, np.float64).reshape(num_verts, 3),
+        np.frombuffer(faces, np.int64).reshape(-1, 3), target_faces=target,
+    )  # fmt: skip
+
+
+def silhouette_setup(network: Network, *, size: int | None = None, faces: int | None = None):
+    """The refinement's silhouette for a network: its resolution and (proxy) faces.
+
+    Args:
+      network: the restored network.
+      size: M in pixels (None: the evidence mask's own, ``evidence_mask_size``). The blur is
+        scaled so that it covers the same part of the crop as in training:
+        ``sigma * (M / M_train)^2``.
+      faces: decimate the hand's faces to at most this many for the silhouette
+        (``hand_jax.geometry.decimation``, on the rest pose; 0 or None: every face).
+
+    Returns:
+      ``SilhouetteSetup``.
+    """
+    runtime = network.runtime
+    size = evidence_mask_size(network) if size is None else int(size)
+    if size < 4:
+        raise ValueError(f"silhouette_size: expected >= 4 pixels, got {size}")
+    sigma = runtime.silhouette_sigma * (size / runtime.silhouette_size) ** 2
+    proxy = None
+    if faces:
+        model = network.consts.hand_model
+        verts = np.asarray(model.v_template, np.float64)
+        proxy = _proxy_faces(verts.tobytes(), np.asarray(model.faces, np.int64).tobytes(),
+                             len(verts), int(faces))  # fmt: skip
+    return SilhouetteSetup(size, float(sigma), proxy)
+
+
 def _estimate(
     variables, consts, images, evidence, *, net: Network, refine_kw: dict, confidence_floor,
-    trace,
+    trace, sil: SilhouetteSetup,
 ):  # fmt: skip
     """The compiled program: network, evidence (the network's unless given), refinement."""
     runtime = net.runtime
     size = images.shape[1]
     out = forward.predict(variables, images, consts, module=net.module, runtime=runtime)
     if evidence is None:
-        evidence = network_evidence(
-            out, mask_size=runtime.silhouette_size, confidence_floor=confidence_floor
-        )
+        evidence = network_evidence(out, mask_size=sil.size, confidence_floor=confidence_floor)
     init = dhpe.to_hand_params(out["h"], rot_repr=runtime.rot_repr, num_betas=runtime.num_betas)
+    model = consts.hand_model
+    if sil.faces is not None:  # the proxy only for the refinement's silhouette
+        model = dataclasses.replace(model, faces=jnp.asarray(sil.faces))
     res, iterates = refine.refine_batch(
-        consts.hand_model, init, evidence, image_size=size, sigma=runtime.silhouette_sigma,
-        **refine_kw,
-    )  # fmt: skip
+        model, init, evidence, image_size=size, sigma=sil.sigma, **refine_kw
+    )
     h = dhpe.from_hand_params(res.best_params)
     verts, kp3d, kp2d = jax.vmap(
         lambda x: forward.project(consts, x, runtime=runtime, image_size=size)
@@ -163,6 +231,8 @@ def make_estimate_fn(
     return_trajectory: bool = False,
     mano_path=None,
     silhouette_fn=None,
+    silhouette_size: int | None = None,
+    silhouette_faces: int | None = DEFAULT_SILHOUETTE_FACES,
 ):
     """Build the jit-compiled batch estimation function.
 
@@ -181,13 +251,17 @@ def make_estimate_fn(
       mano_path: the hand model the network was trained with (when ``network`` is a path).
       silhouette_fn: the refinement's rasterizer (default ``render.soft_silhouette``; the
         benchmark swaps in a stub to measure the rasterizer's share of the time).
+      silhouette_size: M, the refinement's silhouette and evidence-mask side in pixels (None:
+        the resolution of the network's foreground map); see ``silhouette_setup``.
+      silhouette_faces: render the refinement's silhouette from a decimated proxy of at most
+        this many faces (0 or None: every face); see ``silhouette_setup``.
 
     Returns:
       ``estimate(images, evidence=None) -> Estimate`` for images [B, S, S, 3] (uint8, or float
       in [0, 1]) at the network's input size S; compiles once per batch size. ``evidence``
       (``refine.Evidence`` [B], weak perspective: keypoints in crop pixels, weights, masks at
-      the silhouette resolution M) replaces the network's own, e.g. labels to fit against
-      (``hand_jax.augment.fit``). ``estimate.network`` is the
+      the silhouette resolution M, ``estimate.silhouette.size``) replaces the network's own,
+      e.g. labels to fit against (``hand_jax.augment.fit``). ``estimate.network`` is the
       ``Network``.
     """
     if not isinstance(network, Network):
@@ -200,9 +274,10 @@ def make_estimate_fn(
         silhouette_fn=silhouette_fn,
     )  # fmt: skip
     refine.optimize.make_energy_fn(image_size=network.image_size, weights=refine_kw["weights"])
+    sil = silhouette_setup(network, size=silhouette_size, faces=silhouette_faces)
     body = functools.partial(
         _estimate, net=network, refine_kw=refine_kw, confidence_floor=float(confidence_floor),
-        trace=return_trajectory,
+        trace=return_trajectory, sil=sil,
     )  # fmt: skip
     if mesh is None:
         compiled = jax.jit(body)
@@ -219,9 +294,10 @@ def make_estimate_fn(
                 f"got shape {images.shape}"
             )
         if evidence is not None:
-            evidence = _check_evidence(evidence, len(images), network.runtime.silhouette_size)
+            evidence = _check_evidence(evidence, len(images), sil.size)
         return compiled(network.variables, network.consts, images, evidence)
 
     estimate.network = network
+    estimate.silhouette = sil
     estimate.compiled = compiled
     return estimate

@@ -71,19 +71,35 @@ def test_refinement_lowers_every_energy(net, images):
 
 
 def test_evidence_resolution_and_confidences(net, images):
+    p = forward.predict(net.variables, jnp.asarray(images), net.consts, module=net.module,
+                        runtime=net.runtime)  # fmt: skip
     e = estimate.make_estimate_fn(net, refine_steps=0, confidence_floor=0.5)(images)
+    # By default the mask is compared at its own resolution: the network's map, unresized.
+    np.testing.assert_allclose(e.evidence.mask, p["mask"], atol=1e-6)
     m = net.runtime.silhouette_size
-    assert e.evidence.mask.shape == (4, m, m)
+    wide = estimate.make_estimate_fn(net, refine_steps=0, silhouette_size=m)(images)
+    assert wide.evidence.mask.shape == (4, m, m) and m != p["mask"].shape[1]
     assert float(e.evidence.mask.min()) >= 0.0 and float(e.evidence.mask.max()) <= 1.0
     conf = np.asarray(e.evidence.confidence)
     assert conf.min() >= 0.0 and conf.max() <= 1.0
-    # Against the network's own outputs: resized mask by a plain bilinear reference at an
-    # exact 2x upsampling of a constant map is the constant; the floor zeroes low confidences.
-    p = forward.predict(net.variables, jnp.asarray(images), net.consts, module=net.module,
-                        runtime=net.runtime)  # fmt: skip
+    # The floor zeroes low confidences.
     raw = np.asarray(p["confidence"])
     np.testing.assert_allclose(conf, np.where(raw >= 0.5, raw, 0.0), atol=1e-6)
     np.testing.assert_allclose(e.evidence.keypoints_2d, p["keypoints2d"], atol=1e-4)
+
+
+def test_silhouette_setup_scales_the_blur_and_decimates(net):
+    m0, sigma0 = net.runtime.silhouette_size, net.runtime.silhouette_sigma
+    half = estimate.core.silhouette_setup(net, size=m0 // 2, faces=None)
+    assert half.size == m0 // 2 and half.faces is None
+    assert half.sigma == pytest.approx(sigma0 / 4)  # the same blur in crop units
+    proxy = estimate.core.silhouette_setup(net, size=m0, faces=400).faces
+    full = np.asarray(net.consts.hand_model.faces)
+    assert 0 < len(proxy) <= 400 < len(full)
+    assert set(np.unique(proxy)) <= set(np.unique(full))  # the hand's own vertices
+    assert estimate.core.silhouette_setup(net, faces=0).faces is None
+    with pytest.raises(ValueError, match="silhouette_size"):
+        estimate.core.silhouette_setup(net, size=2)
 
 
 def test_network_evidence_resizes_the_mask_bilinearly():
