@@ -44,7 +44,7 @@ DEFAULT_WEIGHTS = {"keypoints": 1.0, "silhouette": 1.0, "proximity": 1e-1}
 # The refinement's silhouette: at the evidence mask's own resolution, from a decimated proxy of
 # the hand (chosen on the validation split for speed at unchanged accuracy:
 # benchmarks/refine_speed.py, BUILD.md "Refinement throughput").
-DEFAULT_SILHOUETTE_FACES = 413
+DEFAULT_SILHOUETTE_FACES = 826
 
 
 class Estimate(NamedTuple):
