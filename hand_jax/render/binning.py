@@ -127,13 +127,10 @@ def bin_faces(xy, valid, margin, *, image_size, tile_size: int, capacity: int) -
     # a start with a later face, and the max keeps the later one).
     face_ids = jnp.arange(xy.shape[0], dtype=jnp.int32)
     marks = jnp.zeros((capacity,), jnp.int32).at[starts].max(face_ids, mode="drop")
-    # An associative scan, not lax.cummax: the latter is a reduce-window on CPU, 3x slower here.
-    face = jax.lax.associative_scan(jnp.maximum, marks)
-    # One gather of the face's packed ranges per slot instead of four.
-    per_face = jnp.stack([starts, jnp.maximum(nx, 1), ty0, tx0], axis=1)[face]  # [N, 4]
-    local = slot - per_face[:, 0]
-    nx_f = per_face[:, 1]
-    tile = (per_face[:, 2] + local // nx_f) * num_tiles_x + per_face[:, 3] + local % nx_f
+    face = jax.lax.cummax(marks)
+    local = slot - starts[face]
+    nx_f = jnp.maximum(nx[face], 1)
+    tile = (ty0[face] + local // nx_f) * num_tiles_x + tx0[face] + local % nx_f
     used = slot < total
     num_tiles = num_tiles_y * num_tiles_x
     return Bins(
