@@ -18,6 +18,12 @@ function; and the worker process's peak RSS after that batch (batches run in inc
 one process per framework, so it bounds the peak of that batch). Each framework runs in its own
 subprocess so neither one's threads or memory disturb the other.
 
+Roofline: the floating-point operations per hand of the compiled forward and forward + gradient,
+counted by XLA (``compiled.cost_analysis()["flops"]`` divided by B), and the FLOP/s the same worker
+process measures for a plain jitted float32 matmul (``--matmul_size`` square, best of
+``--repeats`` timed loops). The fraction printed is ``flops/hand * hands/s / matmul FLOP/s``: how
+much of the machine's dense-matmul rate the MANO layer turns into useful work.
+
 smplx is optional: ``pip install -r requirements-bench.txt`` (torch==2.13.0 first, the CPU build).
 """
 
@@ -97,7 +103,29 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def bench_jax(npz_path, batches, repeats, min_time, check_path):
+def xla_flops(compiled):
+    """Floating-point operations of one call of a compiled function, as counted by XLA."""
+    cost = compiled.cost_analysis()
+    if isinstance(cost, (list, tuple)):  # older jax: one dict per computation
+        cost = cost[0] if cost else {}
+    return float((cost or {}).get("flops", float("nan")))
+
+
+def matmul_flops_per_s(size, repeats, min_time):
+    """FLOP/s of a jitted float32 [size, size] @ [size, size] on this process's devices."""
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    a, b = (jnp.asarray(rng.normal(size=(size, size)), jnp.float32) for _ in range(2))
+    matmul = jax.jit(jnp.matmul).lower(a, b).compile()
+    seconds = time_per_call(
+        lambda: jax.block_until_ready(matmul(a, b)), repeats=repeats, min_time=min_time
+    )
+    return 2.0 * size**3 / seconds
+
+
+def bench_jax(npz_path, batches, repeats, min_time, check_path, matmul_size=2048):
     import jax
     import jax.numpy as jnp
 
@@ -143,8 +171,13 @@ def bench_jax(npz_path, batches, repeats, min_time, check_path):
                 compile_grad=t_grad_compile,
                 xla_mb=xla_mb,
                 rss_mb=peak_rss_mb(),
+                flops_fwd=xla_flops(fwd_c) / batch,
+                flops_grad=xla_flops(grad_c) / batch,
             )
         )
+    matmul = matmul_flops_per_s(matmul_size, repeats, min_time)
+    for row in rows:
+        row["matmul_flops"] = matmul
     return rows
 
 
@@ -218,6 +251,8 @@ def run_worker(framework, workdir, args):
         str(args.min_time),
         "--threads",
         str(args.threads),
+        "--matmul_size",
+        str(args.matmul_size),
     ]
     env = dict(os.environ)
     if args.threads:
@@ -244,6 +279,8 @@ def merge_best(best_rows, rows):
             if key in best:
                 out[key] = min(best[key], row[key])
         out["rss_mb"] = max(best["rss_mb"], row["rss_mb"])
+        if "matmul_flops" in best:
+            out["matmul_flops"] = max(best["matmul_flops"], row["matmul_flops"])
         merged.append(out)
     return merged
 
@@ -267,6 +304,28 @@ def print_table(jax_rows, torch_rows):
             f"{r['compile_grad']:.2f} | {xla} | {r['rss_mb']:.0f} / "
             f"{cell(t and t['rss_mb'])} |"
         )
+    print_roofline(jax_rows)
+
+
+def print_roofline(jax_rows):
+    """FLOPs per hand counted by XLA, and the fraction of the measured matmul FLOP/s reached."""
+    matmul = jax_rows[0]["matmul_flops"]
+    print(
+        f"\nRoofline: plain float32 matmul measured at {matmul / 1e9:.1f} GFLOP/s in the jax "
+        "worker; FLOPs per hand counted by XLA (cost_analysis) of the compiled batch.\n"
+    )
+    print(
+        "| batch | MFLOP/hand fwd | MFLOP/hand fwd+grad | GFLOP/s fwd | GFLOP/s fwd+grad "
+        "| fraction of matmul fwd / fwd+grad |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
+    for r in jax_rows:
+        rate_fwd, rate_grad = r["flops_fwd"] * r["fwd"], r["flops_grad"] * r["grad"]
+        print(
+            f"| {r['batch']} | {r['flops_fwd'] / 1e6:.3f} | {r['flops_grad'] / 1e6:.3f} "
+            f"| {rate_fwd / 1e9:.1f} | {rate_grad / 1e9:.1f} "
+            f"| {rate_fwd / matmul:.1%} / {rate_grad / matmul:.1%} |"
+        )
 
 
 def main():
@@ -282,6 +341,9 @@ def main():
         default=0,
         help="intra-op threads for both frameworks (0: each framework's default)",
     )
+    parser.add_argument(
+        "--matmul_size", type=int, default=2048, help="square matmul timed for the roofline"
+    )
     parser.add_argument("--worker", choices=("jax", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -290,7 +352,11 @@ def main():
         bench = bench_jax if args.worker == "jax" else bench_torch
         path = os.path.join(args.workdir, "mano.npz" if args.worker == "jax" else "MANO_RIGHT.pkl")
         check = os.path.join(args.workdir, f"check_{args.worker}.npy")
-        extra = {"threads": args.threads} if args.worker == "torch" else {}
+        extra = (
+            {"threads": args.threads}
+            if args.worker == "torch"
+            else {"matmul_size": args.matmul_size}
+        )
         print(json.dumps(bench(path, batches, args.repeats, args.min_time, check, **extra)))
         return
     from hand_jax import mano

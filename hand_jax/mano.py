@@ -10,7 +10,9 @@ order, K = 21 keypoints in the canonical OpenPose/FreiHAND order of ``hand_jax.k
 - ``transl`` [3]: translation added to every output point, metres.
 
 ``forward`` poses one hand; batch with ``jax.vmap(forward, in_axes=(None, 0, 0))``. Pose-corrective
-blend shapes use MANO's ``lrotmin`` features ``(R_j - I)`` of joints 1..15 flattened (135 values).
+blend shapes use MANO's ``lrotmin`` features ``(R_j - I)`` of joints 1..15 flattened (135 values);
+a model whose ``posedirs`` are all zero (the embedded default hand) skips that product entirely
+(``HandModel.zero_posedirs``, decided from the array when the model is built).
 Everything runs in the dtype of ``pose`` (float32 or float64): the model's arrays are cast to it.
 
 Left hands. ``mirror_model`` turns a right hand into a left hand (x -> -x) and back;
@@ -53,6 +55,25 @@ _ARRAY_FIELDS = tuple(mano_pkl.field_shapes(0))
 HandModelError = mano_pkl.HandModelError
 
 
+def _all_zero(x) -> bool | None:
+    """Whether a concrete array is identically zero; None for anything else.
+
+    None for tracers (inside ``jit``/``vmap``/``grad``) and for the non-array leaves JAX puts in
+    a model's place (``ShapeDtypeStruct``, shardings, ``vmap`` axes, ...): the caller keeps the
+    flag it was given. NaN counts as nonzero.
+    """
+    if isinstance(x, np.ndarray):
+        return not np.any(x)
+    if (
+        isinstance(x, jax.Array)
+        and not isinstance(x, jax.core.Tracer)
+        and x.is_fully_addressable
+        and not x.is_deleted()
+    ):
+        return not np.any(np.asarray(x))
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class HandModel:
     """A MANO-layout hand model: arrays are pytree leaves, tree and tips are static.
@@ -69,6 +90,15 @@ class HandModel:
       parents: static tuple of 16 parent indices, MANO native order, root -1.
       tip_ids: static tuple of 5 fingertip vertex ids (thumb, index, middle, ring, pinky).
       side: static ``'right'`` or ``'left'``.
+      zero_posedirs: static, derived from ``posedirs``: True when every entry is zero (the
+        embedded default hand has no pose correctives). ``forward`` then does not emit the pose
+        blend product at all. It is recomputed from the array whenever a model is built from
+        concrete arrays (numpy or jax: ``make_model``, ``load_model``, ``mirror_model``,
+        ``dataclasses.replace``, ``jax.tree.map``, ...), so it cannot go stale; a model rebuilt
+        from traced arrays (inside ``jit``/``vmap``/``grad``) keeps the value of the model it was
+        traced from. With zero ``posedirs`` the pose blend contributes nothing to the output,
+        but its gradient with respect to ``posedirs`` is then zero too: to learn correctives
+        starting from zero, start from any nonzero ``posedirs``.
     """
 
     v_template: jax.Array
@@ -82,13 +112,21 @@ class HandModel:
     parents: tuple[int, ...] = tuple(kp.MANO_PARENTS)
     tip_ids: tuple[int, ...] = TIP_PRESETS[DEFAULT_TIPS]
     side: str = "right"
+    zero_posedirs: bool = False
+
+    def __post_init__(self):
+        zero = _all_zero(self.posedirs)
+        if zero is not None:
+            object.__setattr__(self, "zero_posedirs", zero)
 
     num_verts = property(lambda self: self.v_template.shape[0], doc="V")
     num_betas = property(lambda self: self.shapedirs.shape[-1], doc="S")
 
 
 jax.tree_util.register_dataclass(
-    HandModel, data_fields=list(_ARRAY_FIELDS), meta_fields=["parents", "tip_ids", "side"]
+    HandModel,
+    data_fields=list(_ARRAY_FIELDS),
+    meta_fields=["parents", "tip_ids", "side", "zero_posedirs"],
 )
 
 
@@ -189,18 +227,24 @@ def forward_rotmats(model: HandModel, rotmats, betas, transl=None) -> ManoOutput
     rotmats, betas = rotmats.astype(dtype), betas.astype(dtype)
     m = jax.tree.map(lambda x: x.astype(dtype) if x.dtype != jnp.int32 else x, model)
 
-    # Coordinate-major [3, V] inside (see hand_jax.geometry.kinematics). One basis [3, V, S'+135]
-    # for shape and pose blend shapes; rest joints regressed from template and shape basis
-    # (linear in betas). These are built once per call, outside any vmap over hands.
+    # Blend shapes in the model's own vertex-major layout: the basis [V, 3, N] flattens to
+    # [V * 3, N] without a copy, and under vmap the product is one [B, N] x [N, V * 3] matrix
+    # multiplication. Shape and pose blend shapes share it (N = S' + 135), unless the model has
+    # no pose correctives: then the pose product is not emitted at all (N = S'). Rest joints are
+    # regressed from the template and the shape basis (linear in betas); all this model-side work
+    # runs once per call, outside any vmap over hands.
     shapedirs = m.shapedirs[..., :num_betas]
-    dirs = jnp.swapaxes(jnp.concatenate([shapedirs, m.posedirs], axis=-1), 0, 1)
     joint_dirs = jnp.einsum("jv,vcs->jcs", m.J_regressor, shapedirs)  # [16, 3, S']
     rest_joints = kinematics.regress_joints(m.J_regressor, m.v_template.T) + joint_dirs @ betas
-    coeffs = jnp.concatenate([betas, kinematics.pose_features(rotmats)])
-    v_posed = kinematics.blend_shapes(m.v_template.T, dirs, coeffs)
+    if m.zero_posedirs:
+        dirs, coeffs = shapedirs, betas
+    else:
+        dirs = jnp.concatenate([shapedirs, m.posedirs], axis=-1)
+        coeffs = jnp.concatenate([betas, kinematics.pose_features(rotmats)])
+    v_posed = kinematics.blend_shapes(m.v_template, dirs, coeffs)  # [V, 3]
     global_rots, joints = kinematics.forward_kinematics(rotmats, rest_joints, parents=m.parents)
     skin_r, skin_t = kinematics.skinning_transforms(global_rots, joints, rest_joints)
-    verts = kinematics.linear_blend_skinning(v_posed, m.weights, skin_r, skin_t).T
+    verts = kinematics.linear_blend_skinning(v_posed.T, m.weights, skin_r, skin_t).T
     if transl is not None:
         chex.assert_shape(transl, (3,))
         transl = transl.astype(dtype)
