@@ -11,6 +11,10 @@ Conventions (stated once, used by every module of the project):
 - Weak perspective (HMR convention): ``x_ndc = s * (X + tx)``, ``y_ndc = s * (Y + ty)`` with
   ``cam = (s, tx, ty)``; depth is ignored (an orthographic view scaled by ``s``).
 - ``image_size`` is ``(H, W)`` or a single int for a square image; it is static (Python ints).
+- View frame of a crop: the frame of a virtual camera with the same centre whose +z is the ray
+  through the crop's centre pixel (``view_rotation``). A network that sees only the crop
+  predicts the hand's rotation in this frame; for a crop at the image centre it is the camera
+  frame.
 
 Because pixel edges (not centres) sit at integers, cropping and resizing are exact affine maps:
 a square box ``(u0, v0, side)`` resized to ``out_size`` pixels maps ``u -> (u - u0) * out_size /
@@ -200,3 +204,32 @@ def uncrop_intrinsics(K_crop, box, *, out_size: int):
     shift = jnp.eye(3, dtype=K_crop.dtype).at[:2, 2].set(origin)
     resize = jnp.diag(jnp.stack([1.0 / scale, 1.0 / scale, jnp.ones_like(scale)]))
     return shift @ resize @ K_crop
+
+
+def view_rotation(K, *, image_size: int):
+    """The rotation from a crop's camera frame to its view frame (jnp, differentiable).
+
+    The smallest rotation taking the unit ray ``r`` through the crop centre ``(S / 2, S / 2)`` to
+    +z: ``R = I + [w]x + [w]x^2 / (1 + c)`` with ``w = r x e_z`` and ``c = r . e_z`` (the ray is
+    in front of the camera, so ``c > 0``).
+
+    Args:
+      K: [3, 3] intrinsics of the crop (last row (0, 0, 1)).
+      image_size: the crop side S, pixels (static).
+
+    Returns:
+      [3, 3] ``R`` with ``X_view = R @ X_camera``; its last row is the view axis in the camera
+      frame.
+    """
+    K = jnp.asarray(K)
+    if K.shape != (3, 3):
+        raise ValueError(f"K must have shape [3, 3]; got {K.shape}")
+    centre = jnp.asarray([image_size / 2.0, image_size / 2.0, 1.0], K.dtype)
+    ray = jnp.linalg.solve(K, centre)
+    ray = ray / jnp.linalg.norm(ray)
+    wx, wy = ray[1], -ray[0]  # r x e_z = (r_y, -r_x, 0)
+    zero = jnp.zeros_like(wx)
+    cross = jnp.stack(
+        [jnp.stack([zero, zero, wy]), jnp.stack([zero, zero, -wx]), jnp.stack([-wy, wx, zero])]
+    )
+    return jnp.eye(3, dtype=K.dtype) + cross + cross @ cross / (1.0 + ray[2])

@@ -29,6 +29,24 @@ _BATCH = flags.DEFINE_integer("batch_size", 8, "Images per compiled call.")
 _ANIMATIONS = flags.DEFINE_integer("num_animations", 2, "GIFs of refinement for the first images.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty out_dir.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
+_FOV = flags.DEFINE_float(
+    "fov", job.DEFAULT_FOV_DEG, "The photos' field of view across the longer side, degrees."
+)
+_INTRINSICS = flags.DEFINE_string(
+    "intrinsics", None, "fx,fy,cx,cy: the photos' intrinsics in pixels (overrides --fov)."
+)
+
+
+def _intrinsics(text: str | None):
+    if text is None:
+        return None
+    try:
+        values = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise app.UsageError(f"--intrinsics={text!r}: expected four numbers fx,fy,cx,cy")
+    return values
 
 
 def main(argv):
@@ -46,7 +64,7 @@ def main(argv):
         paths=paths, out_dir=_OUT_DIR.value, checkpoint=_CHECKPOINT.value, box=box,
         side=_SIDE.value, refine_steps=_STEPS.value, mano_path=_MANO_PATH.value,
         batch_size=_BATCH.value, num_animations=_ANIMATIONS.value, overwrite=_OVERWRITE.value,
-        progress=_PROGRESS.value,
+        progress=_PROGRESS.value, fov_deg=_FOV.value, intrinsics=_intrinsics(_INTRINSICS.value),
     )  # fmt: skip
     print(
         f"{summary['num_images']} images -> {_OUT_DIR.value} ({summary['crop']}; "

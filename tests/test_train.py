@@ -172,6 +172,28 @@ def test_init_from_restores_params_only(tmp_path, built, data):
     _leaves_close(restored.opt_state, initial.opt_state, rtol=0, atol=0)
 
 
+def test_init_from_an_exported_model_directory(tmp_path, built, data):
+    """A model directory (float32 export) initialises params and statistics exactly."""
+    from hand_jax.network import store
+
+    mesh, consts, programs = built
+    state = programs.init(train_loop.init_key(4), h_init=consts.h_init)
+    (batch,) = _batches(data[0], mesh, 1)
+    state, _ = programs.steps["joint"](state, batch, jax.random.key(1), consts)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text(_config().to_json())
+    trees = {"params": state.params, "batch_stats": state.batch_stats}
+    store.save_params(str(model_dir / store.PARAMS_FILE), trees, dtype=np.float32)
+    fresh = checkpoint.Checkpointer(str(tmp_path / "new"), keep=1, every=1)
+    config = _config(**{"checkpoint.init_from": str(model_dir)})
+    restored, data_state = train_loop._initial_state(config, fresh, programs, consts)
+    fresh.close()
+    assert data_state is None and int(restored.step) == 0
+    _leaves_close(restored.params, state.params, rtol=0, atol=0)
+    _leaves_close(restored.batch_stats, state.batch_stats, rtol=0, atol=0)
+
+
 def test_batch_iterator_state_round_trip(data):
     a = train_loop.BatchIterator(data[0], global_batch=8, seed=5)
     for _ in range(5):  # crosses the epoch boundary (4 batches per epoch)
@@ -290,11 +312,11 @@ def test_one_step_moves_every_keypoint_a_bounded_amount_from_the_mean_hand(built
         lambda h: forward.project(consts, h, runtime=programs.runtime, image_size=size)[2]
     ))  # fmt: skip
     mean_kp2d = np.asarray(project(consts.h_init[None]))[0]
-    before = programs.predict(state, images, consts)
+    before = programs.predict(state, images, None, consts)
     np.testing.assert_allclose(before["kp2d"], np.broadcast_to(mean_kp2d, before["kp2d"].shape),
                                atol=1e-4)  # fmt: skip
     (batch,) = _batches(data[0], mesh, 1)
     state, _ = programs.steps["joint"](state, batch, jax.random.key(1), consts)
-    after = np.asarray(programs.predict(state, images, consts)["kp2d"])
+    after = np.asarray(programs.predict(state, images, None, consts)["kp2d"])
     moved = np.linalg.norm(after - mean_kp2d, axis=-1)  # [B, K] pixels of a 32 px crop
     assert 1e-4 < moved.max() < 1.0, moved.max()  # measured 0.25 px

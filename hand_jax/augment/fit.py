@@ -23,6 +23,7 @@ import numpy as np
 
 from hand_jax import camera, params, refine
 from hand_jax.models import dhpe
+from hand_jax.network import forward
 
 EVIDENCE = ("labels", "network")
 
@@ -112,8 +113,29 @@ def fit_quality(est, evidence: refine.Evidence) -> tuple[np.ndarray, np.ndarray]
     return residual, np.where(finite, inter / union, 1.0)
 
 
-def fitted_hands(est, network, *, num_betas: int) -> list[dict]:
-    """Fitted hands [B] from an ``Estimate``: rotation, articulation, betas, screen vertices."""
+def _screen(est, network, K) -> np.ndarray:
+    """[B, V, 3] screen vertices of the fits: crop pixels (u, v) and a depth column."""
+    size = network.image_size
+    verts, cam_h = jnp.asarray(est.verts), jnp.asarray(est.h)[:, -3:]
+    if network.runtime.camera == "weak":
+        cam = dhpe.weak_perspective_cam(cam_h)
+        uv = jax.vmap(lambda v, c: camera.project_weak_perspective(v, c, image_size=size))(
+            verts, cam
+        )
+        return np.concatenate([np.asarray(uv), np.asarray(verts[..., 2:]) + 1.0], axis=-1)
+
+    def one(v, c, k):
+        view, wrist = forward.perspective_camera(c, k, image_size=size)
+        return camera.project_perspective(v @ view + wrist, k, with_depth=True)
+
+    return np.asarray(jax.vmap(one)(verts, cam_h, jnp.asarray(K, jnp.float32)))
+
+
+def fitted_hands(est, network, *, num_betas: int, K=None) -> list[dict]:
+    """Fitted hands [B] from an ``Estimate``: rotation, articulation, betas, screen vertices.
+
+    ``K`` [B, 3, 3]: the crops' intrinsics (a perspective network's screen vertices need them).
+    """
     settings = network.runtime
     model = network.consts.hand_model
     p = dhpe.to_hand_params(
@@ -123,14 +145,7 @@ def fitted_hands(est, network, *, num_betas: int) -> list[dict]:
     arts = np.asarray(jax.vmap(lambda x: params.articulation(model, x))(p.pose), np.float64)
     betas = np.asarray(p.betas, np.float64)
     betas = np.pad(betas, ((0, 0), (0, max(0, num_betas - betas.shape[1]))))[:, :num_betas]
-    verts = np.asarray(est.verts, np.float64)
-    uv = np.asarray(
-        jax.vmap(lambda v, c: camera.project_weak_perspective(v, c, image_size=network.image_size))(
-            jnp.asarray(verts), p.cam
-        ),  # fmt: skip
-        np.float64,
-    )
-    screen = np.concatenate([uv, verts[..., 2:] + 1.0], axis=-1)
+    screen = _screen(est, network, K).astype(np.float64)
     return [
         {"global_mat": mats[i], "articulation": arts[i], "betas": betas[i], "screen": screen[i]}
         for i in range(len(mats))

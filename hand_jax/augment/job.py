@@ -125,9 +125,10 @@ def _fit_batch(estimate, net_rows, cfg: fit_lib.FitConfig, batch_size: int, num_
         if not np.any(labelled == use_labels):
             continue
         evidence = fit_lib.label_evidence(pad, mask_size=mask_size) if use_labels else None
-        out = estimate(images, evidence)
+        Ks = np.stack([s["K"] for s in pad])
+        out = estimate(images, evidence, K=Ks)
         residual, iou = fit_lib.fit_quality(out, out.evidence)
-        hands = fit_lib.fitted_hands(out, estimate.network, num_betas=num_betas)
+        hands = fit_lib.fitted_hands(out, estimate.network, num_betas=num_betas, K=Ks)
         results[use_labels] = (hands, residual, iou)
     rows = []
     for i in range(n):

@@ -45,6 +45,7 @@ import numpy as np
 from hand_jax.data import crop
 
 NUM_BETAS = 10
+FAR_FOCAL = 1e4  # crop sides: the focal length standing in for an unknown, distant camera
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,15 +101,21 @@ def derived_fields(sample: dict) -> dict:
     ``mask_full`` (the amodal mask; the visible ``mask`` where there is none), ``mask_amodal``
     (whether it is amodal), ``keypoint_visible`` (``keypoint_valid`` where unknown, never
     outside it) and ``view_rotation`` [3, 3] float32 from the crop's ``K`` (the identity for a
-    sample without intrinsics, whose labels come from a weak-perspective camera).
+    sample without intrinsics, whose labels come from a weak-perspective camera). ``K`` itself
+    for such a sample is a centred pinhole ``FAR_FOCAL`` crop sides long: the limit in which a
+    perspective camera is weak perspective.
     """
     valid = sample["keypoint_valid"]
+    size = sample["image"].shape[0]
     if "K" in sample:
-        size = sample["image"].shape[0]
+        K = np.asarray(sample["K"], np.float32)
         rotation = crop.view_rotation(sample["K"], image_size=size).astype(np.float32)
     else:
+        K = np.array([[FAR_FOCAL * size, 0, size / 2], [0, FAR_FOCAL * size, size / 2], [0, 0, 1]],
+                     np.float32)  # fmt: skip
         rotation = np.eye(3, dtype=np.float32)
     return {
+        "K": K,
         "mask_full": sample.get("mask_full", sample["mask"]),
         "mask_amodal": np.bool_("mask_full" in sample),
         "keypoint_visible": sample.get("keypoint_visible", valid) & valid,

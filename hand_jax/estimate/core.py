@@ -17,6 +17,10 @@ Frames: h, the vertices and the 3D keypoints are in the network's view frame (th
 through the crop centre; root-relative, metres; ``hand_jax.network.forward``). For a photograph's
 centred crop that is the camera frame up to a small rotation; dataset evaluation rotates them
 back with the crop's ``view_rotation``.
+
+Cameras: a weak-perspective network is refined under weak perspective. A perspective network
+(``RuntimeSettings.camera``) needs the crops' intrinsics K: the refinement then runs in the crop
+camera's frame with K (``forward.camera_params``) and its result is turned back into h.
 """
 
 import dataclasses
@@ -114,12 +118,24 @@ def _check_evidence(evidence, batch: int, mask_size: int) -> refine.Evidence:
     want = {"keypoints_2d": (batch, 21, 2), "confidence": (batch, 21),
             "mask": (batch, mask_size, mask_size)}  # fmt: skip
     if evidence.K is not None:
-        raise ValueError("evidence: the estimator's camera is weak perspective; expected K=None")
+        raise ValueError("evidence: pass the crops' intrinsics as estimate(..., K=K), not in it")
     for key, shape in want.items():
         value = getattr(evidence, key)
         if tuple(value.shape) != shape:
             raise ValueError(f"evidence.{key}: expected shape {shape}, got {tuple(value.shape)}")
     return refine.Evidence(*(jnp.asarray(getattr(evidence, k), jnp.float32) for k in want))
+
+
+def _check_intrinsics(K, runtime, batch: int):
+    """The crops' intrinsics as float32 [B, 3, 3] for a perspective network; None for weak."""
+    if runtime.camera == "weak":
+        return None
+    if K is None:
+        raise ValueError("K: this network is perspective; pass the crops' intrinsics [B, 3, 3]")
+    K = jnp.asarray(K, jnp.float32)
+    if K.shape != (batch, 3, 3):
+        raise ValueError(f"K: expected the crops' intrinsics, shape {(batch, 3, 3)}; got {K.shape}")
+    return K
 
 
 class SilhouetteSetup(NamedTuple):
@@ -183,30 +199,45 @@ def silhouette_setup(network: Network, *, size: int | None = None, faces: int | 
     return SilhouetteSetup(size, float(sigma), proxy)
 
 
+def _refine_h(h, K, evidence, model, *, runtime, size: int, sil: SilhouetteSetup, refine_kw):
+    """Refine the network's h [B, D] against the evidence; returns (result, h [B, D], iterates)."""
+    if runtime.camera == "weak":
+        init = dhpe.to_hand_params(h, rot_repr=runtime.rot_repr, num_betas=runtime.num_betas)
+        res, iterates = refine.refine_batch(
+            model, init, evidence, image_size=size, sigma=sil.sigma, **refine_kw
+        )
+        return res, dhpe.from_hand_params(res.best_params), dhpe.from_hand_params(iterates)
+    to_camera = functools.partial(forward.camera_params, runtime=runtime, image_size=size)
+    to_h = jax.vmap(functools.partial(forward.camera_h, image_size=size))
+    init = jax.vmap(to_camera)(h, K)
+    res, iterates = refine.refine_batch(
+        model, init, evidence._replace(K=K), image_size=size, sigma=sil.sigma, **refine_kw
+    )
+    return res, to_h(res.best_params, K), jax.vmap(to_h, in_axes=(1, None), out_axes=1)(iterates, K)
+
+
 def _estimate(
-    variables, consts, images, evidence, *, net: Network, refine_kw: dict, confidence_floor,
+    variables, consts, images, evidence, K, *, net: Network, refine_kw: dict, confidence_floor,
     trace, sil: SilhouetteSetup,
 ):  # fmt: skip
     """The compiled program: network, evidence (the network's unless given), refinement."""
     runtime = net.runtime
     size = images.shape[1]
-    out = forward.predict(variables, images, consts, module=net.module, runtime=runtime)
+    out = forward.predict(variables, images, consts, module=net.module, runtime=runtime, K=K)
     if evidence is None:
         evidence = network_evidence(out, mask_size=sil.size, confidence_floor=confidence_floor)
-    init = dhpe.to_hand_params(out["h"], rot_repr=runtime.rot_repr, num_betas=runtime.num_betas)
     model = consts.hand_model
     if sil.faces is not None:  # the proxy only for the refinement's silhouette
         model = dataclasses.replace(model, faces=jnp.asarray(sil.faces))
-    res, iterates = refine.refine_batch(
-        model, init, evidence, image_size=size, sigma=sil.sigma, **refine_kw
+    res, h, trajectory = _refine_h(
+        out["h"], K, evidence, model, runtime=runtime, size=size, sil=sil, refine_kw=refine_kw
     )
-    h = dhpe.from_hand_params(res.best_params)
     verts, kp3d, kp2d = jax.vmap(
-        lambda x: forward.project(consts, x, runtime=runtime, image_size=size)
-    )(h)
-    silhouette = jax.vmap(functools.partial(forward.silhouette, consts, runtime=runtime))(
-        verts, res.best_params.cam
-    )
+        lambda x, k: forward.project(consts, x, runtime=runtime, image_size=size, K=k)
+    )(h, K)
+    silhouette = jax.vmap(
+        lambda v, x, k: forward.silhouette(consts, v, x, runtime=runtime, image_size=size, K=k)
+    )(verts, h[:, -3:], K)
     return Estimate(
         h_network=out["h"], h=h, verts_network=out["verts"], verts=verts,
         keypoints_3d_network=out["kp3d"], keypoints_3d=kp3d,
@@ -215,7 +246,7 @@ def _estimate(
         silhouette=silhouette, energy=res.losses,
         energy_before=res.init_loss, energy_after=res.best_loss,
         usable=jax.vmap(refine.evidence_is_usable)(evidence),
-        trajectory=dhpe.from_hand_params(iterates) if trace else None,
+        trajectory=trajectory if trace else None,
     )  # fmt: skip
 
 
@@ -258,7 +289,9 @@ def make_estimate_fn(
 
     Returns:
       ``estimate(images, evidence=None) -> Estimate`` for images [B, S, S, 3] (uint8, or float
-      in [0, 1]) at the network's input size S; compiles once per batch size. ``evidence``
+      in [0, 1]) at the network's input size S; compiles once per batch size. ``K`` [B, 3, 3]
+      are the crops' intrinsics, required by a perspective network (ignored by weak
+      perspective). ``evidence``
       (``refine.Evidence`` [B], weak perspective: keypoints in crop pixels, weights, masks at
       the silhouette resolution M, ``estimate.silhouette.size``) replaces the network's own,
       e.g. labels to fit against (``hand_jax.augment.fit``). ``estimate.network`` is the
@@ -283,9 +316,9 @@ def make_estimate_fn(
         compiled = jax.jit(body)
     else:
         rep, data = sharding.replicated(mesh), sharding.batch_sharding(mesh)
-        compiled = jax.jit(body, in_shardings=(rep, rep, data, data), out_shardings=data)
+        compiled = jax.jit(body, in_shardings=(rep, rep, data, data, data), out_shardings=data)
 
-    def estimate(images, evidence: refine.Evidence | None = None) -> Estimate:
+    def estimate(images, evidence: refine.Evidence | None = None, K=None) -> Estimate:
         images = jnp.asarray(images)
         size = network.image_size
         if images.ndim != 4 or images.shape[1:] != (size, size, 3):
@@ -295,7 +328,8 @@ def make_estimate_fn(
             )
         if evidence is not None:
             evidence = _check_evidence(evidence, len(images), sil.size)
-        return compiled(network.variables, network.consts, images, evidence)
+        return compiled(network.variables, network.consts, images, evidence,
+                        _check_intrinsics(K, network.runtime, len(images)))  # fmt: skip
 
     estimate.network = network
     estimate.silhouette = sil

@@ -11,13 +11,21 @@ box, or the largest centred square), mirror it for a left hand, estimate and ref
 - ``estimates.npz`` and ``estimates.json``: per image the file (``image_file``), the crop
   square (pixels), the side, 2D keypoints in the image's pixels (network evidence, network
   mesh, refined mesh), 3D keypoints (metres, root-relative), the MANO parameters (global
-  rotation, 45 articulation axis-angles, betas, the crop's weak-perspective camera), energies;
+  rotation, 45 articulation axis-angles, betas, the camera: the crop's weak-perspective
+  ``(s, tx, ty)`` or, for a perspective network, h's ``(log s, t_u, t_v)`` and the wrist's
+  position in the camera frame, ``wrist_translation``, metres), the crop's intrinsics
+  ``crop_K`` (of the mirrored crop for a left hand), energies;
 - ``contact_sheet.png`` (refined meshes) and ``summary.json`` (settings, timings, skipped files
   with the reason).
 
 Stems are ``safe_stem(file name, index)`` (``hand_jax.outputs``): unique and inside ``out_dir``.
 An image that cannot be read is reported and skipped; the others are still processed. The
 folder is written as a temporary sibling and swapped in when the job finishes.
+
+Cameras: a photograph's intrinsics are assumed from a field of view across its longer side
+(``fov_deg``, a phone's main camera by default; principal point at the image centre) unless
+given (``intrinsics`` = fx, fy, cx, cy in pixels, pixel centres at integer + 0.5). A
+perspective network projects with the crop's intrinsics derived from them.
 """
 
 import json
@@ -29,12 +37,41 @@ import numpy as np
 from tqdm import tqdm
 
 from hand_jax import mesh_io, outputs
+from hand_jax.data import crop as crop_lib
+from hand_jax.data import schema
 from hand_jax.estimate import core, photos, viz
 from hand_jax.geometry import rotations
 from hand_jax.models import dhpe
 from hand_jax.network import forward
 
 GIF_FRAMES = 16
+DEFAULT_FOV_DEG = 65.0  # across the longer side: a phone's main camera (about 26 mm equivalent)
+
+
+def photo_intrinsics(shape, *, fov_deg: float = DEFAULT_FOV_DEG, intrinsics=None) -> np.ndarray:
+    """[3, 3] intrinsics of a photograph of ``shape`` (H, W, ...): given, or from a field of view.
+
+    Args:
+      shape: the photo's shape.
+      fov_deg: field of view across the longer side, degrees (0, 180).
+      intrinsics: (fx, fy, cx, cy) pixels, or None.
+    """
+    if intrinsics is not None:
+        fx, fy, cx, cy = (float(x) for x in intrinsics)
+        if not (fx > 0 and fy > 0 and np.isfinite([fx, fy, cx, cy]).all()):
+            raise ValueError(f"intrinsics: expected fx, fy > 0 and finite cx, cy; got {intrinsics}")
+        return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+    if not 0.0 < fov_deg < 180.0:
+        raise ValueError(f"fov: expected degrees in (0, 180), got {fov_deg}")
+    h, w = shape[:2]
+    f = 0.5 * max(h, w) / np.tan(np.radians(fov_deg) / 2.0)
+    return np.array([[f, 0.0, w / 2.0], [0.0, f, h / 2.0], [0.0, 0.0, 1.0]])
+
+
+def crop_intrinsics(photo_K, square, *, size: int, mirror: bool) -> np.ndarray:
+    """[3, 3] float32 intrinsics of the crop the network sees (mirrored for a left hand)."""
+    K = crop_lib.crop_intrinsics(photo_K, square, out_size=size)
+    return (schema.mirror_intrinsics(K, size) if mirror else K).astype(np.float32)
 
 
 def _params(h: np.ndarray, settings, side: str) -> dict:
@@ -54,7 +91,7 @@ def _params(h: np.ndarray, settings, side: str) -> dict:
         "global_rot_matrix": matrix,
         "pose": pose,
         "betas": np.asarray(p.betas, np.float64),
-        "cam": np.asarray(p.cam, np.float64),
+        "cam": np.asarray(p.cam if settings.camera == "weak" else np.asarray(h)[-3:], np.float64),
     }
 
 
@@ -76,9 +113,10 @@ def _points(e, i, square, size, side):
 
 def _pictures(e, i, item, faces, settings, *, animate: bool):
     """(overlay image, refined panel, GIF frames or None) of example ``i``."""
-    cam = lambda h: dhpe.weak_perspective_cam(np.asarray(h)[-3:])  # noqa: E731
-    before = viz.mesh_on_crop(item["crop"], e.verts_network[i], faces, cam(e.h_network[i]))
-    after = viz.mesh_on_crop(item["crop"], e.verts[i], faces, cam(e.h[i]))
+    K = None if settings.camera == "weak" else item["K"]
+    cam = lambda h: np.asarray(h)[-3:]  # noqa: E731
+    before = viz.mesh_on_crop(item["crop"], e.verts_network[i], faces, cam(e.h_network[i]), K)
+    after = viz.mesh_on_crop(item["crop"], e.verts[i], faces, cam(e.h[i]), K)
     evidence = (e.evidence.keypoints_2d[i], e.evidence.confidence[i], e.evidence.mask[i])
     title = (
         f"{item['name']}  ({item['side']} hand; energy {float(e.energy_before[i]):.4f} -> "
@@ -93,13 +131,16 @@ def _pictures(e, i, item, faces, settings, *, animate: bool):
         frames = [before]
         for t in picks:
             h = np.asarray(e.trajectory[i, t])
-            verts = item["project"](h)
-            frames.append(viz.mesh_on_crop(item["crop"], verts, faces, cam(h)))
+            verts = item["project"](h, item["K"])
+            frames.append(viz.mesh_on_crop(item["crop"], verts, faces, cam(h), K))
     return panel, after, frames
 
 
-def _read(paths, box, margin, size, side):
-    """Read and crop every image; return (items, skipped {path: reason})."""
+def _read(paths, box, margin, size, side, camera: dict):
+    """Read and crop every image; return (items, skipped {path: reason}).
+
+    ``camera``: ``photo_intrinsics`` keywords (``fov_deg``, ``intrinsics``).
+    """
     items, skipped = [], {}
     for index, path in enumerate(paths):
         try:
@@ -110,6 +151,8 @@ def _read(paths, box, margin, size, side):
         square = photos.photo_box(photo.shape, box, margin=margin)
         mirror = side == "left"
         crop = photos.crop_photo(photo, square, size=size, mirror=mirror)
+        K = crop_intrinsics(photo_intrinsics(photo.shape, **camera), square, size=size,
+                            mirror=mirror)  # fmt: skip
         # What the panels show: the photo as the network saw it (mirrored for a left hand).
         view = photo[:, ::-1] if mirror else photo
         u0, v0, s = square
@@ -119,7 +162,7 @@ def _read(paths, box, margin, size, side):
         items.append({
             "index": index, "path": path, "name": name, "stem": stem,
             "photo_view": view, "square": square, "square_view": square_view, "crop": crop,
-            "side": side,
+            "side": side, "K": K,
         })  # fmt: skip
     return items, skipped
 
@@ -150,6 +193,14 @@ def _write_example(out_dir, e, i, item, faces, settings, *, animate):
 def _record(e, i, item, settings, size):
     rec = {"image_file": item["path"], "stem": item["stem"], "side": item["side"],
            "crop_square": np.asarray(item["square"], np.float64)}  # fmt: skip
+    rec["crop_K"] = np.asarray(item["K"], np.float64)
+    if settings.camera == "perspective":  # the wrist in the (unmirrored) camera frame, metres
+        _, wrist = forward.perspective_camera(jax.numpy.asarray(e.h[i][-3:]), item["K"],
+                                              image_size=size)  # fmt: skip
+        wrist = np.asarray(wrist, np.float64)
+        rec["wrist_translation"] = (
+            photos.mirror_points_3d(wrist) if item["side"] == "left" else wrist
+        )
     rec.update(_points(e, i, item["square"], size, item["side"]))
     rec.update(_params(e.h[i], settings, item["side"]))
     rec.update(
@@ -192,6 +243,7 @@ def run(
     *, paths, out_dir: str, checkpoint: str | None = None, box=None, side: str = "right",
     refine_steps: int = core.DEFAULT_STEPS, mano_path=None, batch_size: int = 8,
     num_animations: int = 2, overwrite: bool = False, progress: bool = True,
+    fov_deg: float = DEFAULT_FOV_DEG, intrinsics=None,
 ) -> dict:  # fmt: skip
     """Estimate a hand mesh in every image of ``paths``; write ``out_dir`` (module docstring).
 
@@ -207,6 +259,8 @@ def run(
       num_animations: GIFs for the first images.
       overwrite: replace a non-empty ``out_dir``.
       progress: show a progress bar.
+      fov_deg: the photos' field of view across the longer side, degrees (perspective).
+      intrinsics: (fx, fy, cx, cy) of every photo, pixels (overrides ``fov_deg``).
 
     Returns:
       the summary written to ``summary.json``.
@@ -220,10 +274,15 @@ def run(
     )  # fmt: skip
     net = estimate.network
     size, faces = net.image_size, np.asarray(net.consts.hand_model.faces)
+    weak = net.runtime.camera == "weak"
     project = jax.jit(
-        lambda h: forward.project(net.consts, h, runtime=net.runtime, image_size=size)[0]
+        lambda h, k: forward.project(
+            net.consts, h, runtime=net.runtime, image_size=size, K=None if weak else k
+        )[0]
     )
-    items, skipped = _read(paths, box, net.crop_margin, size, side)
+    camera = {"fov_deg": fov_deg, "intrinsics": intrinsics}
+    photo_intrinsics((1, 1), **camera)  # bad camera arguments fail before any compute
+    items, skipped = _read(paths, box, net.crop_margin, size, side, camera)
     for reason in skipped.values():
         print(f"skipped {reason}", flush=True)
     records, panels = [], []
@@ -234,8 +293,12 @@ def run(
         for lo in range(0, len(items), batch_size):
             chunk = items[lo : lo + batch_size]
             crops = np.stack([it["crop"] for it in chunk])
-            pad = np.repeat(crops[-1:], batch_size - len(chunk), axis=0)
-            e = jax.device_get(estimate(np.concatenate([crops, pad])))
+            Ks = np.stack([it["K"] for it in chunk])
+            pad = batch_size - len(chunk)
+            e = jax.device_get(estimate(
+                np.concatenate([crops, np.repeat(crops[-1:], pad, axis=0)]),
+                K=np.concatenate([Ks, np.repeat(Ks[-1:], pad, axis=0)]),
+            ))  # fmt: skip
             for i, item in enumerate(chunk):
                 item["project"] = project
                 animate = len(records) < num_animations

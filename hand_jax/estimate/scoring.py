@@ -28,10 +28,10 @@ VARIANTS = ("network", "refined")
 
 
 def _as_predict_fn(estimate):
-    """Adapt ``estimate(images)`` to ``run_predictions``' ``predict(state, images, consts)``."""
+    """Adapt ``estimate(images, K=K)`` to ``run_predictions``' ``predict(state, images, K, _)``."""
 
-    def predict_fn(_state, images, _consts):
-        e = estimate(images)
+    def predict_fn(_state, images, K, _consts):
+        e = estimate(images, K=K)
         return {
             "keypoints2d": e.evidence.keypoints_2d,
             "keypoints2d_hard": e.keypoints_2d_hard,
@@ -105,6 +105,9 @@ def score(estimate, samples, *, batch_size: int | None = None, fraction: float =
       ``num_without_evidence``; ``predictions``: the two prediction dicts.
     """
     preds = predict_samples(estimate, samples, batch_size=batch_size)
+    labels = validation.mesh_labels(samples, estimate.network.consts.hand_model)
+    for p in preds.values():
+        p.update(labels)
     net_err = root_relative_errors(preds["network"])
     worst = np.argsort(net_err)[::-1][: max(1, int(round(fraction * len(net_err))))]
     pct = int(round(100 * fraction))

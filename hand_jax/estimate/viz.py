@@ -1,9 +1,9 @@
 """Pictures of an estimate: overlay panels (PNG), refinement animations (GIF), contact sheets.
 
 The mesh is drawn with the hard renderer (``hand_jax.render.render_mesh``, shaded skin over the
-crop). The network's camera is weak perspective; it is drawn as a pinhole camera far away
-(``FAR`` metres) whose focal length reproduces the weak-perspective scale, so the silhouette
-matches the estimate to well under a pixel.
+crop). A perspective network's mesh is drawn with the crop's intrinsics; a weak-perspective one
+as seen by a pinhole camera far away (``FAR`` metres) whose focal length reproduces the
+weak-perspective scale, so the silhouette matches the estimate to well under a pixel.
 """
 
 import functools
@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from hand_jax import figures  # noqa: E402
+from hand_jax.network import forward  # noqa: E402
 from hand_jax.refine.viz import BONES  # noqa: E402
 from hand_jax.render import render_mesh  # noqa: E402
 
@@ -26,24 +27,40 @@ SKIN = (0.86, 0.68, 0.58)
 DISPLAY = 256  # pixels of each panel's crop
 
 
-@functools.partial(jax.jit, static_argnames=("size",))
-def _render(verts, faces, cam, *, size: int):
-    """Shade root-relative vertices [V, 3] seen by weak-perspective ``cam`` (s, tx, ty)."""
-    s, t = cam[0], cam[0] * cam[1:]
-    f = s * FAR * size / 2.0
-    centre = (t + 1.0) * size / 2.0
-    K = jnp.array([[f, 0.0, centre[0]], [0.0, f, centre[1]], [0.0, 0.0, 1.0]])
+@functools.partial(jax.jit, static_argnames=("size", "crop_size"))
+def _render(verts, faces, cam_h, K, *, size: int, crop_size: int):
+    """Shade root-relative view-frame vertices [V, 3] seen by h's camera part ``cam_h``.
+
+    ``K`` None: weak perspective; else the crop's [3, 3] intrinsics at ``crop_size`` pixels
+    (perspective, ``hand_jax.network.forward.perspective_camera``).
+    """
+    if K is None:
+        s, t = jnp.exp(cam_h[0]), cam_h[1:]
+        f = s * FAR * size / 2.0
+        centre = (t + 1.0) * size / 2.0
+        K = jnp.array([[f, 0.0, centre[0]], [0.0, f, centre[1]], [0.0, 0.0, 1.0]])
+        points = verts + jnp.array([0.0, 0.0, FAR])
+    else:
+        view, wrist = forward.perspective_camera(cam_h, K, image_size=crop_size)
+        points = verts @ view + wrist
+        K = jnp.diag(jnp.asarray([size / crop_size, size / crop_size, 1.0])) @ K
     colours = jnp.broadcast_to(jnp.asarray(SKIN, jnp.float32), verts.shape)
     out = render_mesh(
-        verts + jnp.array([0.0, 0.0, FAR]), faces, colours, K=K, image_size=size,
+        points, faces, colours, K=K, image_size=size,
         light_dir=(-0.3, -0.5, -1.0), ambient=0.4, diffuse=0.6, background=0.0,
     )  # fmt: skip
     return out.rgb, out.mask
 
 
-def mesh_on_crop(crop, verts, faces, cam, *, size: int = DISPLAY, opacity: float = 0.75):
-    """The crop [S, S, 3] uint8 upsampled to ``size`` with the shaded mesh blended over it."""
-    rgb, mask = _render(jnp.asarray(verts), jnp.asarray(faces), jnp.asarray(cam), size=size)
+def mesh_on_crop(crop, verts, faces, cam_h, K=None, *, size: int = DISPLAY, opacity=0.75):
+    """The crop [S, S, 3] uint8 upsampled to ``size`` with the shaded mesh blended over it.
+
+    ``cam_h`` [3] is h's camera part; ``K`` [3, 3] the crop's intrinsics for a perspective
+    network (None: weak perspective).
+    """
+    K = None if K is None else jnp.asarray(K, jnp.float32)
+    rgb, mask = _render(jnp.asarray(verts), jnp.asarray(faces), jnp.asarray(cam_h), K,
+                        size=size, crop_size=int(crop.shape[0]))  # fmt: skip
     rgb, mask = np.asarray(rgb), np.asarray(mask, np.float32)[..., None] * opacity
     reps = size // crop.shape[0]
     background = np.repeat(np.repeat(crop, reps, 0), reps, 1).astype(np.float32) / 255.0

@@ -17,7 +17,7 @@ from hand_jax.data import pipeline
 
 BATCH_FIELDS = (
     "image", "mask", "mask_full", "mask_amodal", "mask_valid", "keypoints_2d", "keypoints_3d",
-    "keypoint_valid", "keypoint_visible", "view_rotation",
+    "keypoint_valid", "keypoint_visible", "view_rotation", "K",
 )  # fmt: skip
 
 
@@ -58,7 +58,8 @@ def run_predictions(predict_fn, state, samples, consts, *, batch_size: int, shar
     """Predict every sample (padded to whole global batches) and gather to every process.
 
     Args:
-      predict_fn: jitted ``(state, images, consts) -> dict of [B, ...]``.
+      predict_fn: jitted ``(state, images, K, consts) -> dict of [B, ...]`` (``K`` [B, 3, 3]
+        the crops' intrinsics, for a perspective network).
       state: what ``predict_fn`` takes first (the network's variables, a train state, or
         None for a function that carries its own).
       samples: a sequence of cropped sample dicts (the same on every process).
@@ -73,8 +74,9 @@ def run_predictions(predict_fn, state, samples, consts, *, batch_size: int, shar
     for start in range(0, n, batch_size):
         idx = [min(i, n - 1) for i in range(start, start + batch_size)]
         batch = stack_samples([samples[i] for i in idx])
-        images = to_global({"image": batch["image"][local_rows(batch_size)]}, sharding)["image"]
-        pred = predict_fn(state, images, consts)
+        rows = local_rows(batch_size)
+        inputs = to_global({"image": batch["image"][rows], "K": batch["K"][rows]}, sharding)
+        pred = predict_fn(state, inputs["image"], inputs["K"], consts)
         pred = multihost_utils.process_allgather(pred, tiled=True)
         outputs.append(jax.tree.map(np.asarray, pred))
     merged = {k: np.concatenate([o[k] for o in outputs])[:n] for k in outputs[0]}

@@ -20,6 +20,8 @@ import jax.numpy as jnp
 from hand_jax import mano, params
 from hand_jax.models import dhpe
 
+CAMERAS = ("weak", "perspective")
+
 
 @dataclasses.dataclass(frozen=True)
 class RuntimeSettings:
@@ -30,20 +32,27 @@ class RuntimeSettings:
       num_betas: S, shape coefficients in h (resolved against the hand model).
       silhouette_size: M, side of the rendered silhouette, pixels.
       silhouette_sigma: the soft rasterizer's blur at M, pixels^2.
+      camera: ``"weak"`` (weak perspective) or ``"perspective"`` (the crop's intrinsics K;
+        ``hand_jax.network.forward``). A config without ``model.camera`` is weak perspective.
     """
 
     rot_repr: str
     num_betas: int
     silhouette_size: int
     silhouette_sigma: float
+    camera: str = "weak"
+
+    def __post_init__(self):
+        if self.camera not in CAMERAS:
+            raise ValueError(f"camera={self.camera!r}: expected one of {CAMERAS}")
 
     @classmethod
     def from_config(cls, config, *, num_betas: int) -> "RuntimeSettings":
         """Collect the settings from a training config.
 
         Args:
-          config: the training config (``model.rot_repr``, ``loss.silhouette_size``,
-            ``loss.silhouette_sigma``).
+          config: the training config (``model.rot_repr``, ``model.camera``,
+            ``loss.silhouette_size``, ``loss.silhouette_sigma``).
           num_betas: S, resolved against the hand model (``Constants``' h length).
         """
         return cls(
@@ -51,6 +60,7 @@ class RuntimeSettings:
             num_betas=int(num_betas),
             silhouette_size=int(config.loss.silhouette_size),
             silhouette_sigma=float(config.loss.silhouette_sigma),
+            camera=config.model.get("camera", "weak"),
         )
 
 

@@ -114,7 +114,10 @@ def restore(path: str | None = None, *, mano_path=None) -> Network:
 
 @functools.lru_cache(maxsize=8)
 def _jitted_predict(module, runtime):
-    return jax.jit(functools.partial(forward.predict, module=module, runtime=runtime))
+    def predict(variables, images, K, consts):
+        return forward.predict(variables, images, consts, module=module, runtime=runtime, K=K)
+
+    return jax.jit(predict)
 
 
 def run_network(network: Network, samples, *, batch_size: int | None = None) -> dict:
@@ -194,10 +197,12 @@ def validation_metrics(path: str | None, samples, *, mano_path=None) -> dict:
 
     Returns:
       ``hand_jax.network.validation.compute_metrics`` of the predictions: root-relative, Z&B
-      and Procrustes 3D errors and AUCs, 2D errors, mask and silhouette IoU.
+      and Procrustes 3D errors and AUCs, 2D errors, mask and silhouette IoU, and the mesh's
+      PVE where the samples carry MANO labels of the network's hand model.
     """
     network = restore(path, mano_path=mano_path)
     out = run_network(network, samples)
+    out.update(validation.mesh_labels(samples, network.consts.hand_model))
     return validation.compute_metrics(out)
 
 

@@ -4,10 +4,16 @@ Host-side numpy over ``hand_jax.network.batches.run_predictions`` output (predic
 stacked labels under ``gt_*``). Reported units: millimetres for 3D errors (``*_mm``), crop pixels
 for 2D (``*_px``). 3D keypoints are compared root-relative (the network's weak-perspective
 output has no depth). Used by in-training validation, model export and split scoring alike.
+
+Mesh metrics: where the samples carry MANO labels of the network's own hand model (the synthetic
+data), ``mesh_labels`` poses the true mesh and ``compute_metrics`` adds the mean per-vertex error
+(PVE) root-relative and after Procrustes alignment of the whole mesh.
 """
 
+import jax
 import numpy as np
 
+from hand_jax import mano
 from hand_jax.eval import metrics
 
 
@@ -61,6 +67,54 @@ def _alignment_valid(valid, gt) -> dict:
     }
 
 
+def _has_mano(sample, num_betas: int) -> bool:
+    pose, betas = sample.get("mano_pose"), sample.get("mano_betas")
+    return (pose is not None and np.shape(pose) == (48,) and betas is not None
+            and np.ndim(betas) == 1 and np.shape(betas)[0] <= num_betas)  # fmt: skip
+
+
+def mesh_labels(samples, hand_model, *, batch: int = 256) -> dict:
+    """The true mesh of every cropped sample with MANO labels of ``hand_model``.
+
+    Args:
+      samples: cropped sample dicts (``mano_pose`` [48], ``mano_betas`` [<= S],
+        ``camera_rotation`` [3, 3] where cropping rolled the camera).
+      hand_model: the ``mano.HandModel`` the labels (and the network) use.
+      batch: hands posed per compiled call.
+
+    Returns:
+      ``gt_verts`` [N, V, 3] float32 metres, relative to the wrist keypoint, crop camera frame
+      (zeros where unlabelled) and ``gt_verts_valid`` [N] bool.
+    """
+    n, num_betas = len(samples), hand_model.num_betas
+    valid = np.array([_has_mano(s, num_betas) for s in samples], bool)
+    poses, betas = np.zeros((n, 48), np.float32), np.zeros((n, num_betas), np.float32)
+    rots = np.repeat(np.eye(3, dtype=np.float32)[None], n, axis=0)
+    for i in np.flatnonzero(valid):
+        s = samples[i]
+        poses[i], betas[i, : len(s["mano_betas"])] = s["mano_pose"], s["mano_betas"]
+        rots[i] = s.get("camera_rotation", rots[i])
+    pose_fn = jax.jit(jax.vmap(lambda p, b: mano.forward(hand_model, p, b)))
+    verts = np.zeros((n, hand_model.num_verts, 3), np.float32)
+    for lo in range(0, n, batch):
+        out = pose_fn(poses[lo : lo + batch], betas[lo : lo + batch])
+        rel = np.asarray(out.verts) - np.asarray(out.keypoints)[:, :1]
+        verts[lo : lo + batch] = np.einsum("nij,nvj->nvi", rots[lo : lo + batch], rel)
+    return {"gt_verts": np.where(valid[:, None, None], verts, 0.0), "gt_verts_valid": valid}
+
+
+def _mesh_metrics(p: dict) -> dict:
+    """PVE and Procrustes PVE (mm) over the examples with a true mesh of the predicted topology."""
+    pred, gt = np.asarray(p["verts"], np.float64), np.asarray(p["gt_verts"], np.float64)
+    valid = np.asarray(p["gt_verts_valid"], bool)
+    if pred.shape != gt.shape or not np.any(valid):
+        return {}
+    pred, gt = pred[valid], gt[valid]
+    aligned = metrics.align_procrustes(pred, gt)
+    per = lambda x: np.linalg.norm(x - gt, axis=-1).mean()  # noqa: E731
+    return {"pve_mm": 1000.0 * per(pred), "pa_pve_mm": 1000.0 * per(aligned)}
+
+
 def compute_metrics(p: dict) -> dict:
     """Validation metrics from ``run_predictions`` output, under the published protocols.
 
@@ -80,7 +134,7 @@ def compute_metrics(p: dict) -> dict:
         [N, K], ``gt_image`` [N, H, W, 3], ``gt_mask`` [N, H, W], ``gt_mask_valid`` [N].
         Optional: ``gt_keypoint_visible`` bool [N, K], ``keypoints2d_hard`` [N, K, 2] (fE2D
         hard-argmax keypoints), ``gt_mask_full`` [N, H, W] (the amodal hand mask, occluded parts
-        included).
+        included); ``verts`` [N, V, 3] with ``mesh_labels``' ``gt_verts`` and ``gt_verts_valid``.
 
     Returns:
       dict of floats:
@@ -95,7 +149,8 @@ def compute_metrics(p: dict) -> dict:
       ``mask_iou`` (fE2D mask) and ``silhouette_iou`` (rendered mesh), soft IoU over examples
       with a labelled mask, against ``gt_mask_full`` where ``p`` has it, else ``gt_mask``: the
       mesh is rendered without occluders and the mask head is trained on the full-hand mask,
-      so an occluded hand is not counted against them where the amodal label exists.
+      so an occluded hand is not counted against them where the amodal label exists;
+      with mesh labels, ``pve_mm`` (root-relative) and ``pa_pve_mm`` (Procrustes on the mesh).
     """
     valid = np.asarray(p["gt_keypoint_valid"], bool)
     # Unlabelled entries may hold anything (NaN, sentinels): zero them before aligning.
@@ -141,4 +196,6 @@ def compute_metrics(p: dict) -> dict:
     out["silhouette_iou"] = _iou(
         p["silhouette"], _downsample(gt_mask, p["silhouette"].shape[1]), mask_valid
     )
+    if "gt_verts" in p and "verts" in p:
+        out.update(_mesh_metrics(p))
     return {k: float(v) for k, v in out.items()}

@@ -36,7 +36,9 @@ def iterate_errors(fn, samples, *, batch_size: int) -> tuple[np.ndarray, np.ndar
     net = fn.network
     batch_size = -(-batch_size // net.mesh.size) * net.mesh.size
     p = batches.run_predictions(
-        lambda _s, images, _c: (lambda e: {"traj": e.trajectory, "h": e.h_network})(fn(images)),
+        lambda _s, images, K, _c: (lambda e: {"traj": e.trajectory, "h": e.h_network})(
+            fn(images, K=K)
+        ),
         None,
         samples,
         None,
@@ -44,8 +46,12 @@ def iterate_errors(fn, samples, *, batch_size: int) -> tuple[np.ndarray, np.ndar
         sharding=sharding.batch_sharding(net.mesh),
     )
     hs = np.concatenate([p["h"][:, None], p["traj"]], axis=1)  # [N, T+1, D]
-    one = lambda h: forward.project(net.consts, h, runtime=net.runtime, image_size=net.image_size)  # noqa: E731
-    _, kp3d, kp2d = jax.device_get(jax.jit(jax.vmap(jax.vmap(one)))(hs))
+    K = None if net.runtime.camera == "weak" else p["gt_K"]
+
+    def one(h, k):
+        return forward.project(net.consts, h, runtime=net.runtime, image_size=net.image_size, K=k)
+
+    _, kp3d, kp2d = jax.device_get(jax.jit(jax.vmap(jax.vmap(one, in_axes=(0, None))))(hs, K))
     kp3d = np.einsum("nji,ntkj->ntki", p["gt_view_rotation"], kp3d)  # view -> camera frame
     gt3, gt2, valid = p["gt_keypoints_3d"], p["gt_keypoints_2d"], p["gt_keypoint_valid"]
     rel = (kp3d - kp3d[:, :, :1]) - (gt3 - gt3[:, :1])[:, None]
@@ -89,15 +95,16 @@ def refinement_curve(cfg, paths, seed: int, path: str) -> None:
 
 def _overlay_rows(fn, samples, faces, column) -> list[np.ndarray]:
     from hand_jax.estimate import viz
-    from hand_jax.models import dhpe
 
     images = np.stack([s["image"] for s in samples])
-    e = jax.device_get(fn(images))
-    cam = lambda h: dhpe.weak_perspective_cam(np.asarray(h)[-3:])  # noqa: E731
+    Ks = np.stack([s["K"] for s in samples])
+    e = jax.device_get(fn(images, K=Ks))
+    weak = fn.network.runtime.camera == "weak"
     rows = []
     for i, s in enumerate(samples):
-        before = viz.mesh_on_crop(s["image"], e.verts_network[i], faces, cam(e.h_network[i]))
-        after = viz.mesh_on_crop(s["image"], e.verts[i], faces, cam(e.h[i]))
+        K = None if weak else Ks[i]
+        before = viz.mesh_on_crop(s["image"], e.verts_network[i], faces, e.h_network[i][-3:], K)
+        after = viz.mesh_on_crop(s["image"], e.verts[i], faces, e.h[i][-3:], K)
         evidence = (e.evidence.keypoints_2d[i], e.evidence.confidence[i], e.evidence.mask[i])
         size = s["image"].shape[0]
         rows.append(

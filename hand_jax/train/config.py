@@ -15,6 +15,7 @@ _CHOICES = {
     ("model", "depth"): (10, 18, 34, 50),
     ("model", "dtype"): ("float32", "bfloat16"),
     ("model", "rot_repr"): ("quat", "6d"),
+    ("model", "camera"): ("weak", "perspective"),
     ("loss", "silhouette_gate"): GATE_MODES,
     ("optim", "schedule"): ("cosine", "constant"),
 }

@@ -16,14 +16,14 @@ from hand_jax.network import forward
 from hand_jax.network.settings import RuntimeSettings
 
 
-def predict_state(state, images, consts, *, model, runtime: RuntimeSettings) -> dict:
+def predict_state(state, images, K, consts, *, model, runtime: RuntimeSettings) -> dict:
     """``hand_jax.network.forward.predict`` with a train state's parameters and statistics."""
     variables = {"params": state.params, "batch_stats": state.batch_stats}
-    return forward.predict(variables, images, consts, module=model, runtime=runtime)
+    return forward.predict(variables, images, consts, module=model, runtime=runtime, K=K)
 
 
 def make_predict(*, model, runtime: RuntimeSettings):
-    """Jit ``predict_state(state, images, consts)`` with the module and settings bound."""
+    """Jit ``predict_state(state, images, K, consts)`` with the module and settings bound."""
     return jax.jit(functools.partial(predict_state, model=model, runtime=runtime))
 
 

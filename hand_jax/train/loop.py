@@ -30,7 +30,7 @@ from hand_jax import checkpoint, data, sharding
 from hand_jax.data import pipeline
 from hand_jax.network import batches as nb
 from hand_jax.network import settings as ns
-from hand_jax.network import validation
+from hand_jax.network import store, validation
 from hand_jax.train import config as train_config
 from hand_jax.train import evaluation as te
 from hand_jax.train import optimizer
@@ -190,6 +190,7 @@ def _evaluate(state, val_samples, consts, *, predict, config, workdir, step, log
         batch_size=config.train.global_batch_size, sharding=sharding,
     )  # fmt: skip
     if jax.process_index() == 0:
+        p.update(validation.mesh_labels(val_samples, consts.hand_model))
         result = validation.compute_metrics(p)
         png = os.path.join(workdir, "eval", f"step_{step:07d}.png")
         te.save_png(p, png, num=config.train.png_examples)
@@ -292,14 +293,31 @@ def _programs(config_json: str, num_betas: int, h_dim: int) -> Programs:
     return Programs(model, optim, settings, runtime, init, abstract, steps, predict)
 
 
+def _model_dir_variables(path: str, programs: Programs) -> dict:
+    """Parameters and batch statistics of an exported model directory, placed like the state's."""
+    abstract = {"params": programs.abstract.params, "batch_stats": programs.abstract.batch_stats}
+    arrays = store.load_params(os.path.join(path, store.PARAMS_FILE), abstract)
+    placed = jax.tree.map(lambda a, s: jax.device_put(a, s.sharding), arrays, abstract)
+    logging.info("Initialising params and batch stats from the model directory %s", path)
+    return placed
+
+
 def _initial_state(config, ckpt, programs: Programs, consts):
-    """Resume (workdir, then init_from, then scratch) and the data-iterator state."""
+    """Resume (workdir, then init_from, then scratch) and the data-iterator state.
+
+    ``checkpoint.init_from`` is a run's checkpoint directory or an exported model directory
+    (``hand_jax.network.store``, e.g. the shipped model): parameters and batch statistics only.
+    """
+    init_from = config.checkpoint.init_from
+    model_dir = bool(init_from) and store.is_model_dir(init_from)
     source, restored, data_state = ckpt.restore(
-        programs.abstract, init_from=config.checkpoint.init_from
+        programs.abstract, init_from="" if model_dir else init_from
     )
     if source == "workdir":
         return restored, data_state
     state = programs.init(init_key(config.seed), h_init=consts.h_init)
+    if model_dir:
+        source, restored = "init", _model_dir_variables(init_from, programs)
     if source == "init":
         state = state._replace(params=restored["params"], batch_stats=restored["batch_stats"])
     return state, None

@@ -11,9 +11,10 @@ metres (crop camera frame), ``view_rotation`` [B, 3, 3] (crop camera frame -> th
 looking through the crop centre, ``hand_jax.data.crop.view_rotation``), ``keypoint_valid`` bool [B,
 K]. The state is replicated over the mesh.
 
-Frames: a weak-perspective prediction sees the hand along the crop's line of sight, so the 3D
-targets are rotated into the view frame (``view_rotation @ X``) before the 3D loss; predictions
-are rotated back for reporting (``hand_jax.network.batches.run_predictions``).
+Frames: the network sees the hand along the crop's line of sight, so the 3D targets are rotated
+into the view frame (``view_rotation @ X``) before the 3D loss, under either camera; predictions
+are rotated back for reporting (``hand_jax.network.batches.run_predictions``). A perspective
+network (``RuntimeSettings.camera``) projects with the crops' intrinsics ``K`` [B, 3, 3].
 
 Silhouette target: the rendered silhouette is amodal (occluders are not rendered). Where the
 source has the amodal mask the loss is the MSE against it; where only the visible mask exists an
@@ -139,15 +140,16 @@ def _e3d_losses(consts, outputs, batch, silhouette_on, *, settings, runtime: Run
     """fE3D losses per iteration and example ([T, B] each) through fProj."""
     size = batch["image"].shape[1]
     h = outputs["h"]  # [T, B, D]
+    K = _intrinsics(batch, runtime)
     # One flat vmap over T * B (nested vmaps of the skinning hit an XLA CPU verifier bug).
-    flat = jax.vmap(lambda x: project(consts, x, runtime=runtime, image_size=size))(
-        h.reshape(-1, h.shape[-1])
+    flat_K = None if K is None else jnp.broadcast_to(K, (h.shape[0], *K.shape)).reshape(-1, 3, 3)
+    flat = jax.vmap(lambda x, k: project(consts, x, runtime=runtime, image_size=size, K=k))(
+        h.reshape(-1, h.shape[-1]), flat_K
     )
     verts, kp3d, kp2d = (x.reshape(*h.shape[:2], *x.shape[1:]) for x in flat)
     rot, pose, betas, cam_h = dhpe.split_h(
         h, rot_repr=runtime.rot_repr, num_betas=runtime.num_betas
     )
-    cam = dhpe.weak_perspective_cam(cam_h)
     target3d = jnp.einsum("bij,bkj->bki", batch["view_rotation"], batch["keypoints_3d"])
     per_t = jax.vmap(jax.vmap(losses.keypoint3d_loss), in_axes=(0, None, None))
     kp2d_loss = jax.vmap(
@@ -168,25 +170,37 @@ def _e3d_losses(consts, outputs, batch, silhouette_on, *, settings, runtime: Run
     }
     terms["silhouette"] = jax.lax.cond(
         silhouette_on,
-        lambda: _silhouette_losses(consts, verts, cam, batch, settings=settings, runtime=runtime),
+        lambda: _silhouette_losses(
+            consts, verts, cam_h, K, batch=batch, settings=settings, runtime=runtime
+        ),
         lambda: jnp.zeros((1 if settings.silhouette_last_only else h.shape[0], h.shape[1])),
     )
     return terms
 
 
-def _silhouette_losses(consts, verts, cam, batch, *, settings, runtime: RuntimeSettings):
+def _intrinsics(batch, runtime: RuntimeSettings):
+    """The crops' intrinsics [B, 3, 3] for a perspective network; None for weak perspective."""
+    return None if runtime.camera == "weak" else batch["K"].astype(jnp.float32)
+
+
+def _silhouette_losses(consts, verts, cam_h, K, *, batch, settings, runtime: RuntimeSettings):
     """Silhouette loss per iteration and example ([T, B], or [1, B] if only the last is rendered).
 
     Against the amodal mask where the example has one, else one-sided against the visible mask
-    (see the module docstring). Examples whose mask is unlabelled get 0.
+    (see the module docstring). Examples whose mask is unlabelled get 0. ``cam_h`` [T, B, 3] is
+    h's camera part, ``K`` [B, 3, 3] the crops' intrinsics (None: weak perspective).
     """
-    factor = batch["mask"].shape[1] // runtime.silhouette_size
+    size = batch["mask"].shape[1]
+    factor = size // runtime.silhouette_size
     target = jax.vmap(lambda m: losses.area_downsample(m, factor))(batch["mask_full"])
-    render_one = functools.partial(silhouette, consts, runtime=runtime)
+
+    def render_one(v, c, k):
+        return silhouette(consts, v, c, runtime=runtime, image_size=size, K=k)
+
     if settings.silhouette_last_only:
-        alpha = jax.vmap(render_one)(verts[-1], cam[-1])[None]
+        alpha = jax.vmap(render_one)(verts[-1], cam_h[-1], K)[None]
     else:
-        alpha = jax.vmap(jax.vmap(render_one))(verts, cam)
+        alpha = jax.vmap(jax.vmap(render_one), in_axes=(0, 0, None))(verts, cam_h, K)
     both = jax.vmap(jax.vmap(losses.silhouette_loss), in_axes=(0, None))(alpha, target)
     one_sided = jax.vmap(jax.vmap(losses.visible_silhouette_loss), in_axes=(0, None))(alpha, target)
     loss = jnp.where(batch["mask_amodal"] > 0, both, one_sided)

@@ -25,6 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.conv_width = 128  # fE3D context-encoder channels
     c.model.dtype = "float32"  # float32 | bfloat16 (compute dtype; params stay float32)
     c.model.rot_repr = "quat"  # quat | 6d
+    c.model.camera = "weak"  # weak | perspective (fProj with the crop's intrinsics K)
     c.model.num_betas = 0  # shape coefficients regressed; 0 = all of the hand model's
     c.model.init_fill = 0.65  # fraction of the crop the initial (mean) hand spans
     c.model.tips = ""  # fingertip preset of the MANO layer ("" = the model's own)
@@ -85,5 +86,5 @@ def get_config() -> ml_collections.ConfigDict:
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.every = 1000  # steps between periodic saves
     c.checkpoint.keep = 3  # most recent checkpoints kept
-    c.checkpoint.init_from = ""  # checkpoint dir (params only) when the workdir has none
+    c.checkpoint.init_from = ""  # checkpoint or exported model dir (params only), if no resume
     return c

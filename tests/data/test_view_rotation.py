@@ -139,7 +139,7 @@ def test_run_predictions_rotates_back_to_the_crop_camera():
     view = np.stack([(R @ x.T).T for R, x in zip(rotations, camera, strict=True)])
     table = jnp.asarray(view, jnp.float32)
 
-    def stub_predict(state, images, consts):
+    def stub_predict(state, images, K, consts):
         return {"kp3d": table[images[:, 0, 0, 0].astype(jnp.int32)]}
 
     mesh_sharding = sharding.batch_sharding(sharding.make_mesh())

@@ -27,7 +27,7 @@ def test_restored_predictions_equal_the_final_state(run):
     out = network.predict_samples(workdir, val)
     mesh, consts, programs = train_loop.build(config)
     images = np.stack([s["image"] for s in val] + [val[-1]["image"]] * 2)  # pad to batch 8
-    direct = programs.predict(state, images, consts)
+    direct = programs.predict(state, images, None, consts)
     np.testing.assert_allclose(out["keypoints_3d"], np.asarray(direct["kp3d"])[:6], atol=1e-6)
     assert list(out["ids"]) == [s["id"] for s in val]
     # The step directory and the checkpoints directory name the same run.
