@@ -16,7 +16,7 @@ import jax
 from absl import app, flags, logging
 
 from hand_jax import mano
-from hand_jax.data import synthetic_gen
+from hand_jax.data import generator_config, synthetic_gen
 
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Output directory.", required=True)
 _NUM_TRAIN = flags.DEFINE_integer("num_train", 2048, "Training samples.")
@@ -32,6 +32,11 @@ _VIEWS = flags.DEFINE_enum(
     "of frontal views (the self-data augmentation study's training set).",
 )  # fmt: skip
 _OCCLUDER_PROB = flags.DEFINE_float("occluder_prob", 0.5, "Probability of occluders.")
+_APPEARANCE = flags.DEFINE_enum(
+    "appearance", "default", list(generator_config.APPEARANCES),
+    "Appearance preset: 'default' (generator 2.0, byte for byte) or 'photo' (photographic "
+    "backgrounds, skin shading beyond Lambertian, cast shadows, camera effects).",
+)  # fmt: skip
 _SHEET = flags.DEFINE_integer("contact_sheet", 32, "Samples on contact_sheet.png (0: none).")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a dataset in a non-empty out_dir.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
@@ -46,7 +51,7 @@ def main(argv):
         splits["val"] = _NUM_VAL.value
     try:  # every input is checked before anything is written; a failed run keeps the old data
         config = dataclasses.replace(
-            synthetic_gen.GeneratorConfig(),
+            generator_config.appearance_config(_APPEARANCE.value),
             image_size=_IMAGE_SIZE.value,
             occluder_prob=_OCCLUDER_PROB.value,
             views=_VIEWS.value,

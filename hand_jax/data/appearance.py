@@ -11,11 +11,20 @@ it every sample, is fixed.
 The forearm is a tapered band from the wrist along the projected 3D forearm direction (wrist
 minus middle-finger MCP), of elliptic cross-section, shaded, in skin or (``sleeve_prob``) with
 a sleeve from a random cuff on; it lies behind the hand and never enters the masks.
+
+Options that make the image look photographed (all off by default; ``generator_config.
+PHOTO_LIKE`` turns them on): a crop of a photograph instead of the procedural background
+(``photo_backgrounds``) with a depth-of-field blur, occluders textured with photographs, the
+hand's and occluders' soft shadow on what lies behind, and in ``degrade`` white balance,
+exposure, defocus and motion blur and shot and read noise (``camera_effects``). The skin's
+shading is chosen before rendering (``skin_shading``).
 """
+
+import functools
 
 import numpy as np
 
-from hand_jax.data import procedural
+from hand_jax.data import camera_effects, photo_backgrounds, procedural
 from hand_jax.data.generator_config import GeneratorConfig
 
 FOREARM_LENGTH = 0.35  # metres drawn from the wrist (mostly beyond the image)
@@ -113,16 +122,16 @@ def backdrop(rng, kp3d, K, *, skin, light, ambient, tint, near, cfg: GeneratorCo
     """Draw what lies behind the hand: a background [S, S, 3] and maybe a forearm over it.
 
     Args:
-      rng: the sample's generator. Draw order: background, forearm choice, [forearm].
+      rng: the sample's generator. Draw order: ``background``, forearm choice, [forearm].
       kp3d: [K, 3] float64 keypoints, camera frame, metres.
       K: [3, 3] intrinsics, pixels.
       skin: [3] mean skin colour of the hand (untinted).
       light, ambient, tint: the sample's light direction [3], ambient level and colour [3].
       near: depth of the near plane, metres; the forearm stops there.
       cfg: the generator config (``image_size``, ``pink_background_prob``, ``forearm_prob``,
-        ``sleeve_prob``).
+        ``sleeve_prob`` and ``background``'s).
     """
-    under = procedural.background(rng, cfg.image_size, pink_prob=cfg.pink_background_prob)
+    under = background(rng, cfg)
     if cfg.forearm_prob > 0 and rng.uniform() < cfg.forearm_prob:
         under = draw_forearm(
             rng, under, kp3d, K, skin=skin, light=light, ambient=ambient, tint=tint,
@@ -131,36 +140,97 @@ def backdrop(rng, kp3d, K, *, skin, light, ambient, tint, near, cfg: GeneratorCo
     return under
 
 
-def composite(rng, rgb, alpha, under, full, cfg: GeneratorConfig):
+def background(rng, cfg: GeneratorConfig) -> np.ndarray:
+    """Draw the [S, S, 3] background: a photograph's crop or a procedural one, maybe blurred.
+
+    Draw order: photo choice (if ``photo_background_prob`` > 0), the photograph's crop or
+    ``procedural.background``, blur choice (if ``background_blur_prob`` > 0), [sigma].
+    """
+    size = cfg.image_size
+    if cfg.photo_background_prob > 0 and rng.uniform() < cfg.photo_background_prob:
+        under = photo_backgrounds.photo_background(
+            rng, size, scale=cfg.photo_scale, aspect=cfg.photo_aspect, jitter=cfg.photo_jitter
+        )
+    else:
+        under = procedural.background(rng, size, pink_prob=cfg.pink_background_prob)
+    if cfg.background_blur_prob > 0 and rng.uniform() < cfg.background_blur_prob:
+        under = procedural.gaussian_blur(under, rng.uniform(*cfg.background_blur_sigma) * size)
+    return under
+
+
+def _texture(rng, *, cfg: GeneratorConfig) -> np.ndarray:
+    """An occluder's [S, S, 3] fill: a photograph's crop with probability
+    ``photo_occluder_prob``, else ``procedural.fill``. Draw order: choice, fill."""
+    if rng.uniform() < cfg.photo_occluder_prob:
+        return photo_backgrounds.photo_background(
+            rng, cfg.image_size, scale=cfg.photo_scale, aspect=cfg.photo_aspect,
+            jitter=cfg.photo_jitter,
+        )  # fmt: skip
+    return procedural.fill(rng, cfg.image_size)
+
+
+def compose(rng, rgb, alpha, under, full, cfg: GeneratorConfig, *, light=None):
+    """Composite the rendered hand over ``under`` (maybe shadowed) and add occluders.
+
+    Args: as ``composite``. Draw order: occluder choice, [occluders, each filled by
+    ``_texture`` if ``photo_occluder_prob`` > 0], shadow choice (if ``shadow_prob`` > 0),
+    [``camera_effects.cast_shadow``].
+
+    Returns:
+      (image float [S, S, 3], occluded bool [S, S]).
+    """
+    occluded, colours = np.zeros_like(full), None
+    if rng.uniform() < cfg.occluder_prob:
+        texture = None if cfg.photo_occluder_prob == 0 else functools.partial(_texture, cfg=cfg)
+        occluded, colours = procedural.occluders(
+            rng, full, max_count=cfg.max_occluders, texture=texture
+        )
+    if cfg.shadow_prob > 0 and rng.uniform() < cfg.shadow_prob:
+        if light is None:
+            raise ValueError("compose: shadows need the light direction (light=None)")
+        cover = np.maximum(alpha, occluded)
+        under = camera_effects.cast_shadow(rng, under, cover, light, cfg)
+    # rgb is composited over black: what lies behind shows where the hand does not cover.
+    image = rgb + (1.0 - alpha[..., None]) * under
+    if colours is not None:
+        image = np.where(occluded[..., None], colours, image)
+    return image, occluded
+
+
+def composite(rng, rgb, alpha, under, full, cfg: GeneratorConfig, *, light=None):
     """Composite the rendered hand over ``under``, add occluders and degrade the image.
 
     Args:
-      rng: the sample's generator. Draw order: occluder choice, [occluders], then ``degrade``.
+      rng: the sample's generator. Draw order: ``compose``, then ``degrade``.
       rgb: [S, S, 3] rendered hand, premultiplied (composited over black).
       alpha: [S, S] the hand's coverage in [0, 1].
       under: [S, S, 3] what lies behind the hand (``backdrop``).
       full: [S, S] bool, the hand's mask.
-      cfg: the generator config (``occluder_prob``, ``max_occluders`` and ``degrade``'s).
+      cfg: the generator config (``occluder_prob``, ``max_occluders``, ``shadow_*`` and
+        ``degrade``'s).
+      light: [3] unit direction towards the light, camera frame (needed for shadows only).
 
     Returns:
       (image uint8 [S, S, 3], occluded bool [S, S]).
     """
-    # rgb is composited over black: what lies behind shows where the hand does not cover.
-    image = rgb + (1.0 - alpha[..., None]) * under
-    occluded = np.zeros_like(full)
-    if rng.uniform() < cfg.occluder_prob:
-        occluded, colours = procedural.occluders(rng, full, max_count=cfg.max_occluders)
-        image = np.where(occluded[..., None], colours, image)
+    image, occluded = compose(rng, rgb, alpha, under, full, cfg, light=light)
     return degrade(rng, image, cfg), occluded
 
 
 def degrade(rng, image, cfg: GeneratorConfig) -> np.ndarray:
-    """Blur, noise, quantise to uint8 and JPEG round trip an [S, S, 3] image, as ``cfg`` says.
+    """Apply the camera to an [S, S, 3] image, as ``cfg`` says: white balance, exposure,
+    defocus and motion blur, Gaussian blur, shot and read noise, pixel noise, quantisation to
+    uint8 and a JPEG round trip.
 
-    Draw order: blur choice, [sigma], noise std, noise, JPEG choice, [quality].
+    Draw order: ``camera_effects.optics``, blur choice, [sigma], [``camera_effects.
+    sensor_noise`` if ``shot_noise`` or ``read_noise`` > 0], noise std, noise, JPEG choice,
+    [quality].
     """
+    image = camera_effects.optics(rng, image, cfg)
     if cfg.blur_prob > 0 and rng.uniform() < cfg.blur_prob:
         image = procedural.gaussian_blur(image, rng.uniform(*cfg.blur_sigma))
+    if cfg.shot_noise > 0 or cfg.read_noise > 0:
+        image = camera_effects.sensor_noise(rng, image, shot=cfg.shot_noise, read=cfg.read_noise)
     image = image + rng.normal(0, rng.uniform(0, cfg.pixel_noise), image.shape)
     image = np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
     if cfg.jpeg_prob > 0 and rng.uniform() < cfg.jpeg_prob:

@@ -187,6 +187,7 @@ def occluders(
     *,
     max_count: int,
     min_visible: float = 0.4,
+    texture=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw 0..max_count shapes overlapping the hand, keeping some of the hand visible.
 
@@ -196,6 +197,7 @@ def occluders(
       max_count: most occluders drawn.
       min_visible: an occluder that would leave less than this fraction of the hand visible is
         dropped.
+      texture: ``texture(rng) -> [S, S, 3]``, an occluder's fill; None: ``fill(rng, S)``.
 
     Returns:
       (occluder mask [S, S] bool, occluder colours [S, S, 3] float32, valid where the mask is).
@@ -216,10 +218,10 @@ def occluders(
         kind = str(rng.choice(["ellipse", "polygon", "stick"]))
         shape = shape_mask(rng, size, centre=centre, radius=rng.uniform(0.12, 0.35) * extent,
                            kind=kind)  # fmt: skip
-        texture = fill(rng, size)
+        pattern = fill(rng, size) if texture is None else texture(rng)
         if np.count_nonzero(hand_mask & ~(mask | shape)) < min_visible * us.size:
             continue
-        colours = np.where(shape[..., None], texture, colours)
+        colours = np.where(shape[..., None], pattern, colours)
         mask |= shape
     return mask, colours
 

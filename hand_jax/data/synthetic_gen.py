@@ -30,7 +30,9 @@ warm or cool colour plus a random ambient level; a procedural background (gradie
 (``sleeve_prob``) with a sleeve, behind the hand; with probability ``occluder_prob`` shapes
 occluding part of the hand; a Gaussian blur (``blur_prob``), pixel noise, and a JPEG round trip
 (``jpeg_prob``). The image appearance (light colour, forearm, compositing, degradations) is
-composed in ``hand_jax.data.appearance``.
+composed in ``hand_jax.data.appearance``; the opt-in photo-like appearance (photographs behind
+the hand, skin shading beyond Lambertian, cast shadows, camera effects) is
+``generator_config.appearance_config("photo")``, off by default.
 Labels are exact: ``keypoints_2d`` is the projection of ``keypoints_3d`` with ``K``;
 ``mask_full`` is the rendered hand (not the forearm), ``mask`` the hand minus the occluders.
 
@@ -57,7 +59,7 @@ import numpy as np
 import tqdm
 
 from hand_jax import camera, mano, outputs
-from hand_jax.data import appearance, files, pose_prior, procedural, schema, synthetic
+from hand_jax.data import appearance, files, pose_prior, procedural, schema, skin_shading, synthetic
 from hand_jax.data.contact_sheet import save_contact_sheet
 from hand_jax.data.generator_config import (  # noqa: F401 (re-exported)
     LEGACY,
@@ -220,6 +222,10 @@ class Generator:
             for v, d in zip(verts, draws, strict=True)
         ]  # fmt: skip
         colours = [c * d.tint for c, d in zip(skins, draws, strict=True)]
+        if skin_shading.enabled(cfg):
+            colours = skin_shading.shade_chunk(
+                self.model, draws, skins, verts, keypoints, cams, cfg
+            )
         rgb, mask, depth = (np.asarray(x) for x in render_batch(
             jnp.asarray(verts + np.stack([t for _, t in cams])[:, None], jnp.float32),
             jnp.asarray(self.faces),
@@ -247,7 +253,7 @@ class Generator:
             d.rng, kp3d.astype(np.float64), K, skin=skin, light=d.light, ambient=d.ambient,
             tint=d.tint, near=NEAR, cfg=cfg,
         )  # fmt: skip
-        image, occluded = appearance.composite(d.rng, rgb, alpha, under, full, cfg)
+        image, occluded = appearance.composite(d.rng, rgb, alpha, under, full, cfg, light=d.light)
         kp2d = files.project(kp3d.astype(np.float64), K.astype(np.float32).astype(np.float64))
         return schema.make_sample(
             id=f"synthetic/{split}/{index:07d}",
