@@ -13,11 +13,11 @@ The project ships one: ``SHIPPED_MODEL`` (trained on the embedded CC0-derived sy
 import json
 import os
 import tempfile
-import zipfile
-import zlib
 
 import jax
 import numpy as np
+
+from hand_jax import safe_npz
 
 SHIPPED_MODEL = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "models", "synthetic_cpu"
@@ -78,6 +78,10 @@ def save_params(path: str, trees: dict, *, dtype=np.float16) -> None:
 def load_params(path: str, abstract: dict) -> dict:
     """Read an npz written by ``save_params`` into the structure of ``abstract``, as float32.
 
+    The keys, dtypes and shapes are checked from the archive's directory and the arrays'
+    headers before any data is decompressed (``hand_jax.safe_npz``), so a forged or foreign
+    file costs no more memory than the model itself.
+
     Args:
       path: the npz file.
       abstract: ``{"params": tree, "batch_stats": tree}`` of arrays or ``ShapeDtypeStruct``s
@@ -87,27 +91,20 @@ def load_params(path: str, abstract: dict) -> dict:
       ``{"params": tree, "batch_stats": tree}`` of float32 numpy arrays.
 
     Raises:
-      ValueError: naming the file and the key, for a missing, unexpected, non-float or
-        wrongly shaped array, or a file that is not an npz.
+      ValueError: naming the file and the key, for a missing, unexpected, non-float, wrongly
+        shaped or non-finite array, or a file that is not a readable npz.
     """
-    expected = {key: tuple(leaf.shape) for key, leaf in _keyed_leaves(abstract)}
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, TypeError, zipfile.BadZipFile, zlib.error) as e:
-        raise ValueError(f"{path}: not a readable params npz ({type(e).__name__}: {e})") from e
-    missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
+    shapes = {key: tuple(leaf.shape) for key, leaf in _keyed_leaves(abstract)}
+    keys = safe_npz.npz_keys(path, what="model parameters")
+    missing, extra = sorted(set(shapes) - set(keys)), sorted(set(keys) - set(shapes))
     if missing or extra:
         raise ValueError(
             f"{path}: does not match the model its config.json builds: missing {missing[:3]} "
             f"({len(missing)}), unexpected {extra[:3]} ({len(extra)})"
         )
-    for key, shape in expected.items():
-        a = arrays[key]
-        if a.dtype not in _DTYPES:
-            raise ValueError(f"{path}: {key!r} has dtype {a.dtype}; expected float16 or float32")
-        if a.shape != shape:
-            raise ValueError(f"{path}: {key!r} has shape {a.shape}; expected {shape}")
+    expected = {key: (_DTYPES, shape) for key, shape in shapes.items()}
+    arrays = safe_npz.read_npz(path, what="model parameters", expected=expected)
+    for key, a in arrays.items():
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{path}: {key!r} holds non-finite values")
     return {

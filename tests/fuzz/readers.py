@@ -12,7 +12,8 @@ Hypothesis strategy, calls the reader and classifies the outcome:
 A segmentation fault kills the process: ``tests/tools/fuzz_readers.py`` runs each target in a
 child process and reports it as ``crash``. Mutations: structured ones (per npz member: dtype,
 shape, special values, object arrays, raw ``.npy`` headers with any descr/shape; per pickled or
-JSON value: replacement by other values, deep nesting, huge numbers) and byte-level ones
+JSON value: replacement by other values, deep nesting, huge numbers; per image: a small seed
+of each kind ``read_photo`` converts, its PNG width and height replaced) and byte-level ones
 (truncation, byte flips, inserted and duplicated runs) on top.
 """
 
@@ -21,14 +22,17 @@ import io
 import json
 import os
 import pickle
+import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.io
 from hypothesis import strategies as st
+from PIL import Image
 
 from hand_jax import mano, safe_pickle
 from hand_jax.data import dexter_object, files, freihand, rhd, stb, synthetic
@@ -479,6 +483,58 @@ def _read_evidence(folder, path):
     return refine_io.load_evidence(path)
 
 
+def _image_seeds() -> list[bytes]:
+    """Small valid images of every kind ``read_photo`` converts (16 x 12 pixels)."""
+    rgb = np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    images = {
+        "PNG": [Image.fromarray(rgb), Image.fromarray(rgb).convert("RGBA"),
+                Image.fromarray(rgb).convert("P"), Image.fromarray(rgb[..., 0].astype(np.uint16))],
+        "JPEG": [Image.fromarray(rgb), Image.fromarray(rgb).convert("CMYK")],
+        "GIF": [Image.fromarray(rgb).convert("P")], "BMP": [Image.fromarray(rgb).convert("1")],
+        "TIFF": [Image.fromarray(rgb[..., 0].astype(np.float32)),
+                 Image.fromarray(rgb[..., 0].astype(np.int32))],
+    }  # fmt: skip
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees
+    seeds = []
+    for fmt, kinds in images.items():
+        for image in kinds:
+            buf = io.BytesIO()
+            extra = {"exif": exif} if fmt == "JPEG" else {}
+            if fmt == "GIF":
+                extra = {
+                    "save_all": True,
+                    "append_images": [image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)] * 2,
+                }
+            image.save(buf, fmt, **extra)
+            seeds.append(buf.getvalue())
+    return seeds
+
+
+_IMAGE_SEEDS = _image_seeds()
+_SIDES = [0, 1, 7, 8, 5000, 7000, 12000, 65535, 2**31 - 1]
+
+
+@st.composite
+def image_files(draw) -> bytes:
+    """A seed image, its PNG size in IHDR maybe replaced (a valid CRC), then byte mutations."""
+    blob = draw(st.sampled_from(_IMAGE_SEEDS))
+    if blob.startswith(b"\x89PNG") and draw(st.booleans()):
+        ihdr = struct.pack(">II", draw(st.sampled_from(_SIDES)), draw(st.sampled_from(_SIDES)))
+        ihdr += blob[24:29]
+        chunk = b"IHDR" + ihdr
+        blob = blob[:8] + blob[8:12] + chunk + struct.pack(">I", zlib.crc32(chunk)) + blob[33:]
+    return draw(byte_mutation(blob))
+
+
+def _read_photo(folder, path):
+    from hand_jax.estimate import photos  # imported lazily: it pulls in the estimator
+
+    image = photos.read_photo(path)
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3, image.shape
+    return image
+
+
 def _freihand_setup(folder):
     rng = np.random.default_rng(0)
     labels = {"xyz": rng.normal(size=(2, 21, 3)).tolist(), "K": np.tile(np.eye(3), (2, 1, 1))
@@ -519,6 +575,7 @@ TARGETS = {
                (ValueError, KeyError)),
         Target("predictions_npz", "predictions.npz", npz_files(_prediction_arrays()),
                _read_predictions, (ValueError,)),
+        Target("photo", "photo.png", image_files(), _read_photo, (ValueError,)),
     ]
 }  # fmt: skip
 
