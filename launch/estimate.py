@@ -14,7 +14,7 @@ import os
 
 from absl import app, flags
 
-from hand_jax.estimate import core, job, photos
+from hand_jax.estimate import core, inputs, job, photos
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "..", "hand_jax", "assets", "samples", "*.png")
 
@@ -30,7 +30,7 @@ _ANIMATIONS = flags.DEFINE_integer("num_animations", 2, "GIFs of refinement for 
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty out_dir.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 _FOV = flags.DEFINE_float(
-    "fov", job.DEFAULT_FOV_DEG, "The photos' field of view across the longer side, degrees."
+    "fov", inputs.DEFAULT_FOV_DEG, "The photos' field of view across the longer side, degrees."
 )
 _INTRINSICS = flags.DEFINE_string(
     "intrinsics", None, "fx,fy,cx,cy: the photos' intrinsics in pixels (overrides --fov)."

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from hand_jax import demo, mano, mesh_io
+from hand_jax import demo, mano, mesh_io, outputs
 from hand_jax.params import HandParams
 from hand_jax.refine import io as refine_io
 
@@ -42,8 +42,12 @@ def _refuses_non_empty(module, out_dir, *args):
     done = _run(module, f"--out_dir={out_dir}", *args)
     assert done.returncode != 0
     assert "--overwrite" in done.stderr + done.stdout
+    # --overwrite replaces only a folder of the command's own results, never a user's file.
+    forced = _run(module, f"--out_dir={out_dir}", *args, "--overwrite")
+    assert forced.returncode != 0 and "mine.txt" in forced.stderr + forced.stdout
     with open(keep) as f:
         assert f.read() == "user data"
+    os.remove(keep)
     return keep
 
 
@@ -53,7 +57,7 @@ def test_demo_cli_writes_sheet_and_one_obj_per_pose(tmp_path, model):
     out = tmp_path / "demo"
     done = _run("launch.demo", f"--out_dir={out}", "--image_size=40")
     assert done.returncode == 0, done.stderr[-3000:]
-    names = sorted(p.name for p in out.iterdir())
+    names = sorted(p.name for p in out.iterdir() if p.name != outputs.OWNED)
     gallery = demo.pose_gallery(model)
     objs = [n for n in names if n.endswith(".obj")]
     assert len(objs) == len(gallery) and "hand_poses.png" in names
@@ -71,7 +75,7 @@ def test_demo_cli_writes_sheet_and_one_obj_per_pose(tmp_path, model):
 def test_demo_cli_refuses_a_non_empty_out_dir_without_overwrite(tmp_path):
     out = tmp_path / "busy"
     _refuses_non_empty("launch.demo", str(out), "--image_size=32")
-    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]  # nothing written beside it
+    assert list(out.iterdir()) == []  # nothing written beside the user's file
 
 
 def _check_refine_outputs(out, n, num_steps, num_animations):

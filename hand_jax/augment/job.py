@@ -88,7 +88,8 @@ def _fingerprint(r: Request) -> str:
 
 def _prepare_partial(out_dir: str, r: Request, *, overwrite: bool) -> str:
     """The partial folder: resumed if it holds this request, else (re)started."""
-    outputs.check_out_dir(out_dir, overwrite=overwrite)
+    inputs = [r.data_dir, r.checkpoint]
+    outputs.check_out_dir(out_dir, overwrite=overwrite, inputs=inputs)
     partial = os.path.abspath(out_dir) + PARTIAL_SUFFIX
     marker = os.path.join(partial, REQUEST)
     request = {"fingerprint": _fingerprint(r), "request": r.as_json()}
@@ -312,5 +313,5 @@ def augment_dataset(
     for k in range(len(shards)):  # the manifest now holds what these recorded
         os.remove(os.path.join(partial, f"shard-{k:05d}.json"))
     os.remove(os.path.join(partial, REQUEST))
-    outputs.swap_in(partial, out_dir)
+    outputs.swap_in(partial, out_dir, overwrite=overwrite)
     return manifest

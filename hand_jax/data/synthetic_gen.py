@@ -373,7 +373,7 @@ def generate_dataset(
     check_arguments(
         splits=splits, seed=seed, config=config, shard_size=shard_size, sheet_count=sheet_count
     )
-    outputs.check_out_dir(out_dir, overwrite=overwrite)
+    outputs.check_out_dir(out_dir, overwrite=overwrite, inputs=[model_path], merge=True)
     model = mano.load_model(model_path)
     generator = Generator(model, config, seed=seed)
     path = mano.DEFAULT_MODEL_PATH if model_path is None else model_path
@@ -386,7 +386,9 @@ def generate_dataset(
                   "num_verts": model.num_verts, "num_betas": model.num_betas},
         "keypoint_order": "canonical (OpenPose/FreiHAND, hand_jax.keypoints)", "splits": {},
     }  # fmt: skip
-    with outputs.staged_dir(out_dir, overwrite=overwrite) as staging:
+    with outputs.staged_dir(
+        out_dir, overwrite=overwrite, inputs=[model_path], merge=True
+    ) as staging:
         _write_dataset(staging, manifest, splits, generator, shard_size, sheet_count, progress)
         _keep_other_files(out_dir, staging)
     return manifest

@@ -49,6 +49,14 @@ DEFAULT_WEIGHTS = {"keypoints": 1.0, "silhouette": 1.0, "proximity": 1e-1}
 # the hand (chosen on the validation split for speed at unchanged accuracy:
 # benchmarks/refine_speed.py, BUILD.md "Refinement throughput").
 DEFAULT_SILHOUETTE_FACES = 826
+MAX_STEPS = 10_000  # refinement steps per example
+
+
+def check_steps(refine_steps) -> None:
+    """Refuse a refinement step count that is not an int in 0..``MAX_STEPS``."""
+    ok = isinstance(refine_steps, int | np.integer) and not isinstance(refine_steps, bool)
+    if not ok or not 0 <= refine_steps <= MAX_STEPS:
+        raise ValueError(f"refine_steps: expected an int in 0..{MAX_STEPS}, got {refine_steps!r}")
 
 
 class Estimate(NamedTuple):
@@ -299,8 +307,7 @@ def make_estimate_fn(
     """
     if not isinstance(network, Network):
         network = load_network(network, mano_path=mano_path)
-    if refine_steps < 0:
-        raise ValueError(f"refine_steps: expected >= 0, got {refine_steps}")
+    check_steps(refine_steps)
     refine_kw = dict(
         num_steps=int(refine_steps), optimizer=optax.adam(learning_rate),
         silhouette_loss=silhouette_loss, weights=dict(DEFAULT_WEIGHTS, **(weights or {})),

@@ -22,10 +22,9 @@ Stems are ``safe_stem(file name, index)`` (``hand_jax.outputs``): unique and ins
 An image that cannot be read is reported and skipped; the others are still processed. The
 folder is written as a temporary sibling and swapped in when the job finishes.
 
-Cameras: a photograph's intrinsics are assumed from a field of view across its longer side
-(``fov_deg``, a phone's main camera by default; principal point at the image centre) unless
-given (``intrinsics`` = fx, fy, cx, cy in pixels, pixel centres at integer + 0.5). A
-perspective network projects with the crop's intrinsics derived from them.
+Images are read a chunk at a time (``hand_jax.estimate.inputs``: budgets, boxes, the crops'
+intrinsics from ``fov_deg`` or ``intrinsics``). An estimate that is not finite is reported as
+skipped and no mesh is written for it; the JSON files are strict JSON (no NaN).
 """
 
 import json
@@ -37,41 +36,14 @@ import numpy as np
 from tqdm import tqdm
 
 from hand_jax import mesh_io, outputs
-from hand_jax.data import crop as crop_lib
-from hand_jax.data import schema
 from hand_jax.estimate import core, photos, viz
+from hand_jax.estimate import inputs as inputs_lib
 from hand_jax.geometry import rotations
 from hand_jax.models import dhpe
 from hand_jax.network import forward
 
 GIF_FRAMES = 16
-DEFAULT_FOV_DEG = 65.0  # across the longer side: a phone's main camera (about 26 mm equivalent)
-
-
-def photo_intrinsics(shape, *, fov_deg: float = DEFAULT_FOV_DEG, intrinsics=None) -> np.ndarray:
-    """[3, 3] intrinsics of a photograph of ``shape`` (H, W, ...): given, or from a field of view.
-
-    Args:
-      shape: the photo's shape.
-      fov_deg: field of view across the longer side, degrees (0, 180).
-      intrinsics: (fx, fy, cx, cy) pixels, or None.
-    """
-    if intrinsics is not None:
-        fx, fy, cx, cy = (float(x) for x in intrinsics)
-        if not (fx > 0 and fy > 0 and np.isfinite([fx, fy, cx, cy]).all()):
-            raise ValueError(f"intrinsics: expected fx, fy > 0 and finite cx, cy; got {intrinsics}")
-        return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
-    if not 0.0 < fov_deg < 180.0:
-        raise ValueError(f"fov: expected degrees in (0, 180), got {fov_deg}")
-    h, w = shape[:2]
-    f = 0.5 * max(h, w) / np.tan(np.radians(fov_deg) / 2.0)
-    return np.array([[f, 0.0, w / 2.0], [0.0, f, h / 2.0], [0.0, 0.0, 1.0]])
-
-
-def crop_intrinsics(photo_K, square, *, size: int, mirror: bool) -> np.ndarray:
-    """[3, 3] float32 intrinsics of the crop the network sees (mirrored for a left hand)."""
-    K = crop_lib.crop_intrinsics(photo_K, square, out_size=size)
-    return (schema.mirror_intrinsics(K, size) if mirror else K).astype(np.float32)
+MAX_BATCH = 1024  # images per compiled call
 
 
 def _params(h: np.ndarray, settings, side: str) -> dict:
@@ -136,45 +108,15 @@ def _pictures(e, i, item, faces, settings, *, animate: bool):
     return panel, after, frames
 
 
-def _read(paths, box, margin, size, side, camera: dict):
-    """Read and crop every image; return (items, skipped {path: reason}).
-
-    ``camera``: ``photo_intrinsics`` keywords (``fov_deg``, ``intrinsics``).
-    """
-    items, skipped = [], {}
-    for index, path in enumerate(paths):
-        try:
-            photo = photos.read_photo(path)
-        except photos.PhotoError as err:
-            skipped[path] = str(err)
-            continue
-        square = photos.photo_box(photo.shape, box, margin=margin)
-        mirror = side == "left"
-        crop = photos.crop_photo(photo, square, size=size, mirror=mirror)
-        K = crop_intrinsics(photo_intrinsics(photo.shape, **camera), square, size=size,
-                            mirror=mirror)  # fmt: skip
-        # What the panels show: the photo as the network saw it (mirrored for a left hand).
-        view = photo[:, ::-1] if mirror else photo
-        u0, v0, s = square
-        square_view = (photo.shape[1] - u0 - s, v0, s) if mirror else square
-        name = os.path.basename(path)
-        stem = outputs.safe_stem(os.path.splitext(name)[0], index)
-        items.append({
-            "index": index, "path": path, "name": name, "stem": stem,
-            "photo_view": view, "square": square, "square_view": square_view, "crop": crop,
-            "side": side, "K": K,
-        })  # fmt: skip
-    return items, skipped
-
-
-def _check_args(paths, side, batch_size, num_animations):
+def _check_args(paths, side, batch_size, num_animations, refine_steps):
     if not paths:
         raise ValueError("images: no input files (check the path or glob)")
     if side not in ("right", "left"):
         raise ValueError(f"side: expected 'right' or 'left', got {side!r}")
-    if batch_size < 1 or num_animations < 0:
-        raise ValueError(f"batch_size >= 1 and num_animations >= 0, got {batch_size}, "
-                         f"{num_animations}")  # fmt: skip
+    core.check_steps(refine_steps)
+    if not 1 <= batch_size <= MAX_BATCH or num_animations < 0:
+        raise ValueError(f"batch_size in 1..{MAX_BATCH} and num_animations >= 0, got "
+                         f"{batch_size}, {num_animations}")  # fmt: skip
 
 
 def _write_example(out_dir, e, i, item, faces, settings, *, animate):
@@ -217,10 +159,8 @@ def _save_records(out_dir, records):
         values = [r[key] for r in records]
         arrays[key] = np.asarray(values, dtype=str if isinstance(values[0], str) else None)
     np.savez_compressed(os.path.join(out_dir, "estimates.npz"), **arrays)
-    as_json = [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items()}
-               for r in records]  # fmt: skip
     with open(os.path.join(out_dir, "estimates.json"), "w") as f:
-        json.dump(as_json, f, indent=1)
+        json.dump(_json_safe(records), f, indent=1, allow_nan=False)
 
 
 def _summary(records, skipped, *, side, box, steps, checkpoint, size, wall_s) -> dict:
@@ -239,25 +179,73 @@ def _summary(records, skipped, *, side, box, steps, checkpoint, size, wall_s) ->
     }  # fmt: skip
 
 
+def _batch_of(items, batch_size: int, devices: int, last: bool):
+    """Crops [B, S, S, 3] and intrinsics [B, 3, 3] of a chunk, padded by repeating its last item:
+    to ``batch_size`` (one compiled shape), or for the last chunk only to the device count."""
+    n = len(items)
+    rows = -(-n // devices) * devices if last else batch_size
+    pick = [items[min(i, n - 1)] for i in range(rows)]
+    return np.stack([it["crop"] for it in pick]), np.stack([it["K"] for it in pick])
+
+
+def _finite(e, i) -> bool:
+    """Whether example ``i`` of an estimate is finite everywhere a record or mesh reads."""
+    parts = (e.h[i], e.h_network[i], e.verts[i], e.keypoints_3d[i], e.keypoints_2d[i],
+             e.keypoints_3d_network[i], e.keypoints_2d_network[i])  # fmt: skip
+    return all(bool(np.all(np.isfinite(np.asarray(x)))) for x in parts)
+
+
+def _json_safe(value):
+    """Lists and plain numbers, with non-finite floats as None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_json_safe(v) for v in np.asarray(value).tolist()] if isinstance(
+            value, np.ndarray) else [_json_safe(v) for v in value]  # fmt: skip
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _process_chunk(tmp, estimate, items, ctx: dict, *, last: bool):
+    """Estimate one chunk and write its examples; returns (records, panels, skipped)."""
+    net = estimate.network
+    crops, Ks = _batch_of(items, ctx["batch_size"], net.mesh.size, last)
+    e = jax.device_get(estimate(crops, K=Ks))
+    records, panels, skipped = [], [], {}
+    for i, item in enumerate(items):
+        if not _finite(e, i):
+            skipped[item["path"]] = f"{item['path']}: the estimate is not finite (no mesh written)"
+            continue
+        item["project"] = ctx["project"]
+        animate = ctx["animated"] < ctx["num_animations"]
+        ctx["animated"] += animate
+        panels.append(_write_example(tmp, e, i, item, ctx["faces"], net.runtime, animate=animate))
+        records.append(_record(e, i, item, net.runtime, net.image_size))
+    return records, panels, skipped
+
+
 def run(
     *, paths, out_dir: str, checkpoint: str | None = None, box=None, side: str = "right",
     refine_steps: int = core.DEFAULT_STEPS, mano_path=None, batch_size: int = 8,
     num_animations: int = 2, overwrite: bool = False, progress: bool = True,
-    fov_deg: float = DEFAULT_FOV_DEG, intrinsics=None,
+    fov_deg: float = inputs_lib.DEFAULT_FOV_DEG, intrinsics=None,
 ) -> dict:  # fmt: skip
     """Estimate a hand mesh in every image of ``paths``; write ``out_dir`` (module docstring).
 
     Args:
       paths: image files.
-      out_dir: output folder (refused if non-empty unless ``overwrite``).
+      out_dir: output folder (refused if non-empty unless ``overwrite``, or if it is, holds or
+        lies inside an input).
       checkpoint: run or exported model (None: the shipped model), or a ``core.Network``.
       box: (x, y, w, h) pixels, the hand's box in every image; None: the centred square.
       side: ``"right"`` or ``"left"``.
-      refine_steps: refinement steps (0: the network alone).
+      refine_steps: refinement steps (0: the network alone), at most ``core.MAX_STEPS``.
       mano_path: the hand model the network was trained with (None: embedded default hand).
-      batch_size: images per compiled call (the last batch is padded).
+      batch_size: images per compiled call, 1..``MAX_BATCH`` (the last batch is padded only to
+        the device count).
       num_animations: GIFs for the first images.
-      overwrite: replace a non-empty ``out_dir``.
+      overwrite: replace a non-empty ``out_dir`` of this command's own results.
       progress: show a progress bar.
       fov_deg: the photos' field of view across the longer side, degrees (perspective).
       intrinsics: (fx, fy, cx, cy) of every photo, pixels (overrides ``fov_deg``).
@@ -265,56 +253,62 @@ def run(
     Returns:
       the summary written to ``summary.json``.
     """
-    _check_args(paths, side, batch_size, num_animations)
-    outputs.check_out_dir(out_dir, overwrite=overwrite)
+    _check_args(paths, side, batch_size, num_animations, refine_steps)
+    camera = {"fov_deg": fov_deg, "intrinsics": intrinsics}
+    inputs_lib.photo_intrinsics((1, 1), **camera)  # bad camera arguments fail before compute
+    given = [*paths, checkpoint if isinstance(checkpoint, str) else None, mano_path]
+    outputs.check_out_dir(out_dir, overwrite=overwrite, inputs=given)
     start = time.time()
     estimate = core.make_estimate_fn(
         checkpoint, refine_steps=refine_steps, return_trajectory=num_animations > 0,
         mano_path=mano_path,
     )  # fmt: skip
     net = estimate.network
-    size, faces = net.image_size, np.asarray(net.consts.hand_model.faces)
-    weak = net.runtime.camera == "weak"
-    project = jax.jit(
-        lambda h, k: forward.project(
-            net.consts, h, runtime=net.runtime, image_size=size, K=None if weak else k
-        )[0]
-    )
-    camera = {"fov_deg": fov_deg, "intrinsics": intrinsics}
-    photo_intrinsics((1, 1), **camera)  # bad camera arguments fail before any compute
-    items, skipped = _read(paths, box, net.crop_margin, size, side, camera)
-    for reason in skipped.values():
-        print(f"skipped {reason}", flush=True)
-    records, panels = [], []
-    with outputs.staged_dir(out_dir, overwrite=overwrite) as tmp:
+    ctx = {"batch_size": batch_size, "num_animations": num_animations, "animated": 0,
+           "faces": np.asarray(net.consts.hand_model.faces),
+           "project": _projector(net)}  # fmt: skip
+    read_kw = dict(box=box, margin=net.crop_margin, size=net.image_size, side=side, camera=camera)
+    records, panels, skipped = [], [], {}
+    with outputs.staged_dir(out_dir, overwrite=overwrite, inputs=given) as tmp:
         for sub in ("overlays", "meshes", "animations"):
             os.makedirs(os.path.join(tmp, sub))
-        bar = tqdm(total=len(items), desc="estimate", unit="image", disable=not progress)
-        for lo in range(0, len(items), batch_size):
-            chunk = items[lo : lo + batch_size]
-            crops = np.stack([it["crop"] for it in chunk])
-            Ks = np.stack([it["K"] for it in chunk])
-            pad = batch_size - len(chunk)
-            e = jax.device_get(estimate(
-                np.concatenate([crops, np.repeat(crops[-1:], pad, axis=0)]),
-                K=np.concatenate([Ks, np.repeat(Ks[-1:], pad, axis=0)]),
-            ))  # fmt: skip
-            for i, item in enumerate(chunk):
-                item["project"] = project
-                animate = len(records) < num_animations
-                panels.append(_write_example(tmp, e, i, item, faces, net.runtime,
-                                             animate=animate))  # fmt: skip
-                records.append(_record(e, i, item, net.runtime, size))
-                bar.update(1)
+        bar = tqdm(total=len(paths), desc="estimate", unit="image", disable=not progress)
+        for lo in range(0, len(paths), batch_size):
+            items, bad = inputs_lib.read_chunk(paths[lo : lo + batch_size], lo, **read_kw)
+            if items:
+                last = lo + batch_size >= len(paths)
+                recs, pans, bad2 = _process_chunk(tmp, estimate, items, ctx, last=last)
+                records, panels, bad = records + recs, panels + pans, {**bad, **bad2}
+            for reason in bad.values():
+                tqdm.write(f"skipped {reason}")
+            skipped.update(bad)
+            bar.update(len(paths[lo : lo + batch_size]))
         bar.close()
-        if records:
-            _save_records(tmp, records)
-            sheet = viz.contact_sheet(panels[:24], [it["name"] for it in items[:24]])
-            viz.save_png(os.path.join(tmp, "contact_sheet.png"), sheet)
-        summary = _summary(
-            records, skipped, side=side, box=box, steps=refine_steps, checkpoint=checkpoint,
-            size=size, wall_s=time.time() - start,
-        )  # fmt: skip
-        with open(os.path.join(tmp, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=1)
-    return summary
+        _finish(tmp, records, panels, skipped, box=box, side=side, steps=refine_steps,
+                checkpoint=checkpoint, size=net.image_size, wall_s=time.time() - start)  # fmt: skip
+    return _summary_of(out_dir)
+
+
+def _projector(net):
+    """Jitted ``(h, K) -> vertices`` of the network (the animation frames)."""
+    weak = net.runtime.camera == "weak"
+    return jax.jit(
+        lambda h, k: forward.project(
+            net.consts, h, runtime=net.runtime, image_size=net.image_size, K=None if weak else k
+        )[0]
+    )
+
+
+def _finish(tmp, records, panels, skipped, **summary_kw):
+    if records:
+        _save_records(tmp, records)
+        names = [os.path.basename(r["image_file"]) for r in records[:24]]
+        viz.save_png(os.path.join(tmp, "contact_sheet.png"), viz.contact_sheet(panels[:24], names))
+    summary = _summary(records, skipped, **summary_kw)
+    with open(os.path.join(tmp, "summary.json"), "w") as f:
+        json.dump(_json_safe(summary), f, indent=1, allow_nan=False)
+
+
+def _summary_of(out_dir: str) -> dict:
+    with open(os.path.join(out_dir, "summary.json")) as f:
+        return json.load(f)

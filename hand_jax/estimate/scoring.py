@@ -218,7 +218,8 @@ def evaluate_split(
     Returns:
       the ``refinement.json`` (``scores.json``) content.
     """
-    outputs.check_out_dir(out_dir, overwrite=overwrite)
+    inputs = [data_dir, checkpoint if isinstance(checkpoint, str) else None, mano_path]
+    outputs.check_out_dir(out_dir, overwrite=overwrite, inputs=inputs)
     network = core.load_network(checkpoint, mano_path=mano_path)
     fn = core.make_estimate_fn(network, refine_steps=refine_steps, **estimate_kw)
     samples = load_protocol_crops(network, dataset=dataset, data_dir=data_dir, split=split)
@@ -238,7 +239,7 @@ def evaluate_split(
         evaluate_kw["method"] = method
     name = "refinement" if refined else "scores"
     with (
-        outputs.staged_dir(out_dir, overwrite=overwrite) as tmp,
+        outputs.staged_dir(out_dir, overwrite=overwrite, inputs=inputs) as tmp,
         tempfile.TemporaryDirectory() as scratch,
     ):
         frames = protocol.source_frames(samples)

@@ -282,7 +282,8 @@ def evaluate(
     if (ground_truth is None) == (data_dir is None):
         raise ValueError("pass exactly one of --ground_truth and --data_dir")
     others = [tables.load_result(p) for p in compare_with]
-    outputs.check_out_dir(out_dir, overwrite=overwrite)  # before any work; written at the end
+    inputs = [predictions, ground_truth, data_dir]
+    outputs.check_out_dir(out_dir, overwrite=overwrite, inputs=inputs)  # before any work
     if ground_truth is not None:
         gt = load_keypoint_npz(ground_truth, what="ground truth")
     else:
@@ -296,7 +297,7 @@ def evaluate(
     }
     result = {"format": FORMAT, "dataset": dataset, "method": method, "variant": variant,
               "split": split, "num_samples": len(gt.ids), "inputs": inputs, **body}  # fmt: skip
-    with outputs.staged_dir(out_dir, overwrite=overwrite) as staging:
+    with outputs.staged_dir(out_dir, overwrite=overwrite, inputs=inputs) as staging:
         write_outputs(Path(staging), result, pred, gt, per_sample, others)
     return result
 

@@ -110,7 +110,7 @@ def run(
             f"{input_path}: 'image' is {images.shape[1]} px but 'mask' {image_size} px; the "
             "refinement job needs the mask at the crop's resolution"
         )
-    outputs.check_out_dir(out_dir, overwrite=overwrite)
+    outputs.check_out_dir(out_dir, overwrite=overwrite, inputs=[input_path])
     if init is None:
         init = _default_init(model, evidence, n, image_size)
     refine_fn = refine.make_refine_fn(
@@ -124,7 +124,7 @@ def run(
     )
     stems = [outputs.safe_stem(x, i) for i, x in enumerate(ids.tolist())]
     usable = np.asarray(jax.vmap(refine.evidence_is_usable)(jax.tree.map(jnp.asarray, evidence)))
-    with outputs.staged_dir(out_dir, overwrite=overwrite) as tmp:
+    with outputs.staged_dir(out_dir, overwrite=overwrite, inputs=[input_path]) as tmp:
         for sub in ("meshes", "overlays", "animations"):
             os.makedirs(os.path.join(tmp, sub))
         if copy_input:

@@ -110,3 +110,45 @@ def test_command_on_the_shipped_samples(tmp_path):
     assert len(os.listdir(out / "overlays")) == 2 and len(os.listdir(out / "animations")) == 1
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert res.returncode != 0 and "not empty" in res.stderr
+
+
+def test_an_out_dir_holding_the_photos_is_refused_before_any_work(tmp_path, net, inputs):
+    folder = os.path.dirname(inputs[0])
+    before = sorted(os.listdir(folder))
+    with pytest.raises(ValueError, match="input"):
+        job.run(paths=inputs[:2], out_dir=folder, checkpoint=net, overwrite=True, progress=False)
+    assert sorted(os.listdir(folder)) == before
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [(dict(refine_steps=4294967297), "refine_steps"), (dict(refine_steps=-1), "refine_steps"),
+     (dict(batch_size=200_000), "batch_size"), (dict(fov_deg=0.0), "fov"),
+     (dict(intrinsics=(0, 1, 2, 3)), "intrinsics")],
+)  # fmt: skip
+def test_numeric_arguments_are_checked_before_any_compute(tmp_path, inputs, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        job.run(paths=inputs[:1], out_dir=str(tmp_path / "o"), checkpoint="/no/such/model",
+                progress=False, **kwargs)  # fmt: skip
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_box_outside_the_image_is_skipped_naming_it(tmp_path, net, inputs):
+    summary = job.run(paths=inputs[1:3], out_dir=str(tmp_path / "o"), checkpoint=net,
+                      box=(5000.0, 5000.0, 40.0, 40.0), refine_steps=0, num_animations=0,
+                      progress=False)  # fmt: skip
+    assert summary["num_images"] == 0 and len(summary["skipped"]) == 2
+    assert all("outside" in r and p in r for p, r in summary["skipped"].items())
+
+
+def test_non_finite_estimates_are_skipped_and_the_json_stays_json(tmp_path, net, inputs):
+    import jax
+
+    bad = net._replace(variables=jax.tree.map(lambda x: x * float("nan"), net.variables))
+    out = tmp_path / "o"
+    summary = job.run(paths=inputs[1:3], out_dir=str(out), checkpoint=bad, refine_steps=2,
+                      num_animations=0, progress=False)  # fmt: skip
+    assert summary["num_images"] == 0
+    assert all("not finite" in r for r in summary["skipped"].values())
+    assert os.listdir(out / "meshes") == []
+    json.loads((out / "summary.json").read_text())  # strict JSON: no NaN tokens

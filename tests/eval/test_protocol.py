@@ -212,8 +212,9 @@ def test_a_mirror_dropped_on_one_side_is_an_error(tmp_path, monkeypatch, side):
 def test_stb_through_the_real_loader_and_protocol_crops(tmp_path):
     """STB fixture end to end: crops, un-mirroring, wrist -> palm, palm ground truth."""
     fixtures = stb_fixtures
-    labels = fixtures.write_stb(str(tmp_path), ["B1Counting", "B1Random"])
-    crops = protocol.load_crops("stb", str(tmp_path), "test", crop_size=32, crop_margin=0.25)
+    labels = fixtures.write_stb(str(tmp_path / "data"), ["B1Counting", "B1Random"])
+    root = str(tmp_path / "data")
+    crops = protocol.load_crops("stb", root, "test", crop_size=32, crop_margin=0.25)
     frames = protocol.source_frames(crops)
     scoring.write_predictions(str(tmp_path / "p.npz"), frames, _perfect(crops))
     with np.load(tmp_path / "p.npz") as f:  # independent: test_stb's reference conversion
@@ -221,7 +222,7 @@ def test_stb_through_the_real_loader_and_protocol_crops(tmp_path):
         np.testing.assert_allclose(f["keypoints_3d"][3], xyz, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(f["keypoints_2d"][3], uv, rtol=1e-5, atol=1e-3)
     result = evaluate.evaluate(dataset="stb", predictions=tmp_path / "p.npz",
-                               data_dir=tmp_path, out_dir=tmp_path / "o")  # fmt: skip
+                               data_dir=tmp_path / "data", out_dir=tmp_path / "o")  # fmt: skip
     for name in ("none", "root", "root_scale", "procrustes"):
         assert result["alignments"][name]["epe_mean_mm"] == pytest.approx(0.0, abs=1e-3)
     assert result["protocol"]["root_keypoint"]["name"] == "palm centre (STB label)"
@@ -230,7 +231,7 @@ def test_stb_through_the_real_loader_and_protocol_crops(tmp_path):
 def test_checkpoint_predictions_are_mapped_to_the_original_frame(tmp_path, monkeypatch):
     """Scoring a checkpoint un-mirrors like write_predictions (a stub network, no jit)."""
     fixtures = stb_fixtures
-    fixtures.write_stb(str(tmp_path), ["B1Counting", "B1Random"])
+    fixtures.write_stb(str(tmp_path / "data"), ["B1Counting", "B1Random"])
     network = types.SimpleNamespace(image_size=32, crop_margin=0.25)
     monkeypatch.setattr(scoring.core, "load_network", lambda checkpoint, **kw: network)
     monkeypatch.setattr(scoring.core, "make_estimate_fn", lambda net, **kw: None)
@@ -241,8 +242,10 @@ def test_checkpoint_predictions_are_mapped_to_the_original_frame(tmp_path, monke
         return {"predictions": {"network": p, "refined": p}, "network": m, "refined": m}
 
     monkeypatch.setattr(scoring, "score", perfect)
-    summary = scoring.evaluate_split("/run", dataset="stb", data_dir=str(tmp_path), split="test",
-                                     out_dir=str(tmp_path / "o"), refine_steps=0)  # fmt: skip
+    summary = scoring.evaluate_split(
+        "/run", dataset="stb", data_dir=str(tmp_path / "data"), split="test",
+        out_dir=str(tmp_path / "o"), refine_steps=0,
+    )  # fmt: skip
     assert summary["protocol"]["network"]["epe_mean_mm"] == pytest.approx(0.0, abs=1e-3)
     result = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert result["alignments"]["none"]["epe_mean_mm"] == pytest.approx(0.0, abs=1e-3)
