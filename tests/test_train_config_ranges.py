@@ -43,6 +43,8 @@ BAD = [
     ("model", "init_fill", 0.0),
     ("data", "crop_margin", -0.25),
     ("data", "num_workers", -1),
+    ("data", "crop_shift", -0.1),
+    ("data", "crop_shift", 1.0),
     ("train", "e2d_steps", -1),
     ("train", "color_jitter", 2.0),
     ("train", "eval_examples", -1),
@@ -76,3 +78,33 @@ def test_boundary_values_that_mean_something_pass(section, key, value):
 @pytest.mark.parametrize("preset", ["", "cpu", "cpu_small", "tpu"])
 def test_shipped_configs_pass(preset):
     train_config.validate_config(synthetic.get_config(preset), reference=default.get_config())
+
+
+@pytest.mark.parametrize("value", [(1.5, 0.7), (0.0, 1.0), (0.9,), (0.9, math.nan), (0.9, "1.1")])
+def test_a_bad_crop_scale_is_an_error_naming_the_key(value):
+    config = default.get_config()
+    config.data.crop_scale = value
+    with pytest.raises(ValueError, match=r"data\.crop_scale"):
+        train_config.validate_config(config)
+
+
+def test_the_training_crops_take_the_configured_jitter(monkeypatch):
+    from hand_jax.data import pipeline
+    from hand_jax.train import loop
+
+    seen = {}
+
+    def fake_dataset(samples, **kw):
+        seen.update(kw)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(pipeline, "make_dataset", fake_dataset)
+    config = synthetic.get_config("cpu_small")
+    config.data.crop_scale, config.data.crop_shift = (0.7, 1.5), 0.15
+    with pytest.raises(RuntimeError, match="stop"):
+        loop.GrainBatches([], config=config)
+    assert seen["augmentation"].scale == (0.7, 1.5) and seen["augmentation"].shift == 0.15
+    config.data.augment = False
+    with pytest.raises(RuntimeError, match="stop"):
+        loop.GrainBatches([], config=config)
+    assert seen["augmentation"] == pipeline.NO_AUGMENTATION

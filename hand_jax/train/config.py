@@ -41,6 +41,7 @@ _RANGES = {
     ("model", "init_fill"): (0, 1, False, True),
     ("data", "num_workers"): _NON_NEGATIVE,
     ("data", "crop_margin"): _NON_NEGATIVE,
+    ("data", "crop_shift"): (0, 1, True, False),
     **{("loss", k): _NON_NEGATIVE for k in _LOSS_WEIGHTS},
     ("loss", "heatmap_sigma"): _POSITIVE,
     ("loss", "silhouette_threshold"): _NON_NEGATIVE,
@@ -135,10 +136,22 @@ def validate_config(config, *, reference=None) -> None:
             f"config: loss.silhouette_size={config.loss.silhouette_size} must divide "
             f"data.image_size={size}"
         )
+    _check_crop_scale(config.data.get("crop_scale", (1.0, 1.0)))
     mixture(config)
     for (section, key), bounds in _RANGES.items():
         if section in config and key in config[section]:
             _check_range(section, key, config[section][key], bounds)
+
+
+def _check_crop_scale(value) -> None:
+    ok = isinstance(value, tuple | list) and len(value) == 2
+    ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    ok = ok and all(math.isfinite(v) for v in value) and 0 < value[0] <= value[1]
+    if not ok:
+        raise ValueError(
+            f"config: data.crop_scale={value!r}: expected (lo, hi) with 0 < lo <= hi, the range "
+            "of the training crop's box side as a multiple of the keypoints' box"
+        )
 
 
 def mixture(config) -> list[tuple[str, float]]:

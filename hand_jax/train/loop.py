@@ -89,7 +89,12 @@ class GrainBatches:
 
     def __init__(self, samples, *, config, mixture=()):
         per_host = config.train.global_batch_size // jax.process_count()
-        augmentation = None if config.data.augment else pipeline.NO_AUGMENTATION
+        augmentation = pipeline.NO_AUGMENTATION
+        if config.data.augment:
+            augmentation = pipeline.Augmentation(
+                scale=tuple(float(x) for x in config.data.crop_scale),
+                shift=float(config.data.crop_shift),
+            )
         dataset = pipeline.make_dataset(
             samples, batch_size=per_host, image_size=config.data.image_size, seed=config.seed,
             train=True, augmentation=augmentation, margin=config.data.crop_margin,

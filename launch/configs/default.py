@@ -38,6 +38,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.num_workers = 0  # input-pipeline worker processes per host
     c.data.augment = True  # geometric/photometric augmentation of training crops
     c.data.crop_margin = 0.25  # crop box margin around the keypoints (hand_jax.data.crop)
+    c.data.crop_scale = (0.9, 1.15)  # training crops: box side jitter (lo, hi), x the box
+    c.data.crop_shift = 0.08  # training crops: max box centre shift per axis, x the side
     # More training data in the synthetic format (e.g. launch.augment's output), mixed in:
     # comma-separated dirs and their weights relative to the main data's 1.0 ("" = none).
     c.data.extra_dirs = ""
