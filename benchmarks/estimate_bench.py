@@ -18,6 +18,7 @@ import numpy as np
 from absl import app, flags
 
 from hand_jax import estimate
+from hand_jax.estimate import inputs
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Run or model dir (default: shipped).")
 _BATCHES = flags.DEFINE_list("batches", ["1", "8", "64"], "Batch sizes.")
@@ -31,20 +32,24 @@ def _stub_silhouette(verts_px, faces, *, image_size, sigma):
 
 
 def _time(fn, images, repeats):
+    K = inputs.centred_crop_intrinsics(images.shape[1], batch=len(images))
     start = time.perf_counter()
-    jax.block_until_ready(fn(images))
+    jax.block_until_ready(fn(images, K=K))
     first = time.perf_counter() - start
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        jax.block_until_ready(fn(images))
+        jax.block_until_ready(fn(images, K=K))
         times.append(time.perf_counter() - start)
     return first - float(np.median(times)), float(np.median(times))
 
 
 def _memory_mb(fn, images):
     net = fn.network
-    compiled = fn.compiled.lower(net.variables, net.consts, images, None).compile()
+    K = None
+    if net.runtime.camera == "perspective":
+        K = jnp.asarray(inputs.centred_crop_intrinsics(images.shape[1], batch=len(images)))
+    compiled = fn.compiled.lower(net.variables, net.consts, images, None, K).compile()
     m = compiled.memory_analysis()
     if m is None:
         return float("nan")

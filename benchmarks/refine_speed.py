@@ -31,7 +31,7 @@ import numpy as np
 from absl import app, flags
 
 from hand_jax import estimate, params, refine, render
-from hand_jax.estimate import scoring
+from hand_jax.estimate import inputs, scoring
 from hand_jax.render import soft
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Synthetic dataset root (validation).")
@@ -71,7 +71,8 @@ def _speed(fn, size, repeats) -> dict:
     out = {}
     for batch in (int(b) for b in _BATCHES.value):
         images = jnp.asarray(rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8))
-        out[batch] = batch / _best_time(fn, images, repeats=repeats)
+        K = inputs.centred_crop_intrinsics(size, batch=batch)
+        out[batch] = batch / _best_time(lambda x, k: fn(x, K=k), images, K, repeats=repeats)
     return out
 
 

@@ -53,6 +53,15 @@ def crop_intrinsics(photo_K, square, *, size: int, mirror: bool) -> np.ndarray:
     return (schema.mirror_intrinsics(K, size) if mirror else K).astype(np.float32)
 
 
+def centred_crop_intrinsics(size: int, *, fov_deg: float = 60.0, batch: int = 1) -> np.ndarray:
+    """[batch, 3, 3] float32 intrinsics of a square crop of ``size`` px seeing ``fov_deg`` across
+    its side, principal point at its centre (benchmarks and probes, where K's values do not
+    matter but a perspective network needs one)."""
+    f = 0.5 * size / np.tan(np.radians(fov_deg) / 2.0)
+    K = np.array([[f, 0.0, size / 2.0], [0.0, f, size / 2.0], [0.0, 0.0, 1.0]], np.float32)
+    return np.tile(K, (batch, 1, 1))
+
+
 def box_inside(box, shape) -> bool:
     """Whether at least ``MIN_BOX_INSIDE`` of the box (x, y, w, h) lies inside an image."""
     x, y, w, h = (float(v) for v in box)

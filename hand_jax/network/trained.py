@@ -14,7 +14,6 @@ protocols align the root and scale), in the canonical keypoint order.
 """
 
 import functools
-import json
 import os
 from typing import Any, NamedTuple
 
@@ -23,7 +22,7 @@ import ml_collections
 import numpy as np
 
 from hand_jax import checkpoint, data, sharding
-from hand_jax.network import batches, forward, settings, store, validation
+from hand_jax.network import batches, forward, model_config, settings, store, validation
 
 
 class Network(NamedTuple):
@@ -67,9 +66,8 @@ def find_run_dir(path: str) -> str:
 
 
 def load_run_config(run_dir: str) -> ml_collections.ConfigDict:
-    """Read the resolved training config a run wrote into its directory."""
-    with open(os.path.join(run_dir, "config.json")) as f:
-        return ml_collections.ConfigDict(json.load(f))
+    """Read and check the resolved training config a run wrote into its directory."""
+    return model_config.load(os.path.join(run_dir, "config.json"))
 
 
 def _read_variables(path: str, run_dir: str, abstract: dict, mesh) -> dict:
@@ -106,10 +104,17 @@ def restore(path: str | None = None, *, mano_path=None) -> Network:
     )
     abstract = settings.abstract_variables(module, image_size=config.data.image_size, h_dim=h_dim)
     variables = _read_variables(path, run_dir, abstract, mesh)
-    return Network(
+    network = Network(
         module, variables, consts, runtime, int(config.data.image_size),
         float(config.data.crop_margin), mesh, int(config.train.global_batch_size),
     )  # fmt: skip
+    if store.is_model_dir(run_dir) and _real(run_dir) != _real(store.SHIPPED_MODEL):
+        model_config.check_outputs(network, run_dir)  # a model from elsewhere: probe it once
+    return network
+
+
+def _real(path: str) -> str:
+    return os.path.realpath(os.path.abspath(path))
 
 
 @functools.lru_cache(maxsize=8)

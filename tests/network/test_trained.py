@@ -104,8 +104,10 @@ from hand_jax import network
 
 net = network.restore()  # the shipped model
 images = np.random.default_rng(0).integers(0, 256, (2, net.image_size, net.image_size, 3))
+s = net.image_size
+K = np.tile(np.array([[1.2 * s, 0, s / 2], [0, 1.2 * s, s / 2], [0, 0, 1]], np.float32), (2, 1, 1))
 out = network.forward.predict(net.variables, images.astype(np.uint8), net.consts,
-                              module=net.module, runtime=net.runtime)
+                              module=net.module, runtime=net.runtime, K=K)
 assert np.all(np.isfinite(np.asarray(out["kp3d"])))
 assert not [m for m in sys.modules if m.startswith("hand_jax.train")]
 print("restored without the trainer")
