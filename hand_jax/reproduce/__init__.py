@@ -8,6 +8,33 @@ import os
 
 from hand_jax.reproduce import plan, report, stages
 
+STUDY_MARKER = ".hand_jax_study"  # in a work folder: this study made it
+
+
+def check_work_dir(work_dir: str, *, create: bool = True) -> None:
+    """Refuse a work folder that holds anything but a study of this project; mark a new one.
+
+    The study deletes the outputs of stages it reruns, so it only works in an empty (or new)
+    folder, which it marks (``create``), or in one that carries its marker (or, from before the
+    marker, its ``stages`` folder of stage markers).
+    """
+    work_dir = os.path.abspath(work_dir)
+    if os.path.isfile(os.path.join(work_dir, STUDY_MARKER)):
+        return
+    if os.path.isdir(os.path.join(work_dir, "stages")) and os.listdir(
+        os.path.join(work_dir, "stages")
+    ):
+        create = create and os.access(work_dir, os.W_OK)
+    elif os.path.exists(work_dir) and (not os.path.isdir(work_dir) or os.listdir(work_dir)):
+        raise ValueError(
+            f"--work_dir={work_dir}: not empty and not a study's work folder (no {STUDY_MARKER}); "
+            "give an empty or new folder, or the work folder of an earlier run of this study"
+        )
+    if create:
+        os.makedirs(work_dir, exist_ok=True)
+        with open(os.path.join(work_dir, STUDY_MARKER), "w") as f:
+            f.write("hand_jax reproduction work folder\n")
+
 
 def run(
     cfg,
@@ -40,6 +67,7 @@ def run(
     Returns:
       ``results.json``'s content (or, with ``dry_run``, ``{"stages": {name: "done" | "stale"}}``).
     """
+    check_work_dir(work_dir, create=not dry_run)
     paths = plan.Paths(work_dir, out_dir, data_dirs or {})
     todo = plan.build(cfg, paths)
     for flag, names in (("--force", force), ("--adopt", adopt)):

@@ -126,9 +126,10 @@ class Runner:
         """The stage's marker, or None (a missing or unreadable marker counts as none)."""
         try:
             with open(self._marker_path(name)) as f:
-                return json.load(f)
-        except (OSError, json.JSONDecodeError):
+                marker = json.load(f)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             return None
+        return marker if isinstance(marker, dict) else None  # valid JSON, not a marker: none
 
     def key(self, stage: Stage, tokens: dict | None = None) -> str:
         """Hash of the stage's inputs and its dependencies' completion tokens."""
