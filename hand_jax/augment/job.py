@@ -13,18 +13,17 @@ Layout of the output (split name as the source's)::
     contact_sheet.png     per source row: the source crop | the fit | its new views
 
 Resumable: the job writes into ``OUT.partial`` (a sibling), one shard per ``shard_size`` source
-rows, each with a small JSON of its counts written after its npz; a rerun with the same request
-skips finished shards, and the folder is renamed to ``OUT`` when complete (the manifest then
-holds the counts, and the JSONs are removed). Sample k's views
+rows, each with a small JSON of its counts and its npz's checksum written after the npz; a rerun
+with the same request, weights, data and hand model (``resume.fingerprint``) skips finished
+shards whose files are intact and redoes the others, and the folder is renamed to ``OUT`` when
+complete (the manifest then holds the counts, and the JSONs are removed). Sample k's views
 depend only on (seed, k) and the fit of its shard, so an interrupted and resumed run writes the
 same dataset as an uninterrupted one.
 """
 
 import dataclasses
-import hashlib
 import json
 import os
-import shutil
 import time
 
 import numpy as np
@@ -33,12 +32,11 @@ import tqdm
 from hand_jax import data, outputs
 from hand_jax import estimate as est_lib
 from hand_jax.augment import fit as fit_lib
-from hand_jax.augment import sheet, texture, views
+from hand_jax.augment import resume, sheet, texture, views
 from hand_jax.data import synthetic
 
 GENERATOR_VERSION = "augment-1"
-PARTIAL_SUFFIX = ".partial"
-REQUEST = "request.json"
+PARTIAL_SUFFIX = resume.PARTIAL_SUFFIX
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,38 +78,6 @@ def check_request(r: Request, *, force_test: bool) -> None:
         value = getattr(r, key)
         if not isinstance(value, int) or value < 0:
             raise ValueError(f"--{key}={value!r}: expected an int >= 0")
-
-
-def _fingerprint(r: Request) -> str:
-    return hashlib.sha256(json.dumps(r.as_json(), sort_keys=True).encode()).hexdigest()
-
-
-def _prepare_partial(out_dir: str, r: Request, *, overwrite: bool) -> str:
-    """The partial folder: resumed if it holds this request, else (re)started."""
-    inputs = [r.data_dir, r.checkpoint]
-    outputs.check_out_dir(out_dir, overwrite=overwrite, inputs=inputs)
-    partial = os.path.abspath(out_dir) + PARTIAL_SUFFIX
-    marker = os.path.join(partial, REQUEST)
-    request = {"fingerprint": _fingerprint(r), "request": r.as_json()}
-    if os.path.isdir(partial):
-        try:
-            with open(marker) as f:
-                same = json.load(f).get("fingerprint") == request["fingerprint"]
-        except (OSError, ValueError):
-            same = False
-        if same:
-            return partial
-        if not overwrite:
-            raise FileExistsError(
-                f"{partial}: an unfinished run with other settings; rerun it with its own "
-                "settings to finish it, or pass --overwrite to start this one instead"
-            )
-        shutil.rmtree(partial)
-    os.makedirs(partial)
-    with open(marker + ".tmp", "w") as f:
-        json.dump(request, f, indent=1)
-    os.replace(marker + ".tmp", marker)
-    return partial
 
 
 def _fit_batch(estimate, net_rows, cfg: fit_lib.FitConfig, batch_size: int, num_betas: int):
@@ -202,7 +168,9 @@ def _write_shard(partial: str, r: Request, k: int, num_shards: int, res: dict) -
     if res["samples"]:
         entry["file"] = synthetic.shard_name(r.split, k, num_shards)
         entry["first_index"] = int(res["indices"][0])
-        synthetic.write_shard(os.path.join(partial, entry["file"]), res["samples"], res["indices"])
+        shard = os.path.join(partial, entry["file"])
+        synthetic.write_shard(shard, res["samples"], res["indices"])
+        entry["sha256"] = resume.file_sha256(shard)
     path = os.path.join(partial, f"shard-{k:05d}.json")
     with open(path + ".tmp", "w") as f:
         json.dump(entry, f)
@@ -282,9 +250,13 @@ def augment_dataset(
       The manifest written to ``out_dir/manifest.json``.
     """
     check_request(r, force_test=force_test)
-    partial = _prepare_partial(out_dir, r, overwrite=overwrite)
+    outputs.check_out_dir(out_dir, overwrite=overwrite, inputs=[r.data_dir, r.checkpoint])
     if network is None:
         network = est_lib.load_network(r.checkpoint, mano_path=mano_path)
+    body = resume.fingerprint(r.as_json(), variables=network.variables, data_dir=r.data_dir,
+                              mano_path=mano_path)  # fmt: skip
+    partial = resume.prepare_partial(out_dir, body, overwrite=overwrite,
+                                     inputs=[r.data_dir, r.checkpoint])  # fmt: skip
     estimate = est_lib.make_estimate_fn(
         network, refine_steps=r.fit.refine_steps, learning_rate=r.fit.learning_rate
     )
@@ -297,13 +269,14 @@ def augment_dataset(
     with tqdm.tqdm(total=total, unit="sample", disable=not progress) as bar:
         for k, rows in enumerate(shards):
             done = os.path.join(partial, f"shard-{k:05d}.json")
-            if not os.path.exists(done):
+            entry = resume.finished_shard(partial, done)
+            if entry is None:  # not done, or its file is missing or not the one it wrote
                 res = _run_shard(r, estimate, model, net, tex, rows, batch_size=batch_size, bar=bar)
                 _write_shard(partial, r, k, len(shards), res)
+                entry = resume.finished_shard(partial, done)
             else:
                 bar.update(len(rows))
-            with open(done) as f:
-                entries.append(json.load(f))
+            entries.append(entry)
     manifest = _manifest(r, model, entries, time.perf_counter() - start)
     if sheet_count:
         path = os.path.join(partial, "contact_sheet.png")
@@ -312,6 +285,6 @@ def augment_dataset(
         json.dump(manifest, f, indent=1)
     for k in range(len(shards)):  # the manifest now holds what these recorded
         os.remove(os.path.join(partial, f"shard-{k:05d}.json"))
-    os.remove(os.path.join(partial, REQUEST))
+    os.remove(os.path.join(partial, resume.REQUEST))
     outputs.swap_in(partial, out_dir, overwrite=overwrite)
     return manifest

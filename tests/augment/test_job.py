@@ -71,7 +71,18 @@ def test_dataset_is_read_by_the_training_reader_and_resume_gives_the_same(tmp_pa
             job.augment_dataset(_request(source), out_dir=resumed, **kw)
     finally:
         job._run_shard = original
-    assert not os.path.exists(resumed) and os.path.isdir(resumed + job.PARTIAL_SUFFIX)
+    partial = resumed + job.PARTIAL_SUFFIX
+    assert not os.path.exists(resumed) and os.path.isdir(partial)
+    # Other weights: not the same run, so it is not resumed (and not silently mixed in).
+    import jax
+
+    other = net._replace(variables=jax.tree.map(lambda x: x * 1.01, net.variables))
+    with pytest.raises(FileExistsError, match="weights"):
+        job.augment_dataset(_request(source), out_dir=resumed, **{**kw, "network": other})
+    # The finished shard's file truncated: redone on resume, not taken into the dataset.
+    (shard,) = [f for f in os.listdir(partial) if f.endswith(".npz")]
+    with open(os.path.join(partial, shard), "r+b") as f:
+        f.truncate(100)
     job.augment_dataset(_request(source), out_dir=resumed, **kw)
     (m1, s1), (m2, s2) = _arrays(whole), _arrays(resumed)
     assert m1["splits"] == m2["splits"]
