@@ -376,8 +376,11 @@ def _scalar(d, key, path, kinds, what):
 
 
 def _load_npz(path, tips) -> HandModel:
-    d = safe_npz.read_npz(path, error=HandModelError, what="a hand model")
-    for key in (*_ARRAY_FIELDS, "parents", "tip_ids", "side", "format_version"):
+    keys = (*_ARRAY_FIELDS, "parents", "tip_ids", "side", "format_version")
+    # Only the model's own keys are read: anything else in the archive is never decompressed.
+    d = safe_npz.read_npz(path, error=HandModelError, what="a hand model",
+                          expected={k: (None, None) for k in keys})  # fmt: skip
+    for key in keys:
         if key not in d:
             raise HandModelError(f"{path}: missing key '{key}' (see BUILD.md for the npz layout)")
     version = _scalar(d, "format_version", path, "iu", "an integer scalar")

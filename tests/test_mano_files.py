@@ -196,3 +196,22 @@ def test_malformed_pickle_is_a_pickle_read_error(tmp_path, arrays):
     path.write_bytes(blob[: len(blob) // 3])
     with pytest.raises(safe_pickle.PickleReadError, match="MANO_RIGHT.pkl: cannot unpickle"):
         mano.load_model(path)
+
+
+def test_an_unused_huge_member_of_a_hand_model_npz_is_never_read(tmp_path):
+    """A 400 MB member beside the model's own keys is not decompressed."""
+    import resource
+
+    from tests.npz_helpers import write_npz
+
+    plain = tmp_path / "plain.npz"
+    mano.save_npz(mano.load_model(), plain)
+    with np.load(plain) as f:
+        members = {k: f[k] for k in f.files}
+    forged = tmp_path / "forged.npz"
+    write_npz(forged, {**members, "extra": ("zeros", "<f4", (100_000_000,))})
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    model = mano.load_model(str(forged))
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert model.num_verts == mano.load_model().num_verts
+    assert grown_mb < 200, grown_mb
