@@ -7,7 +7,6 @@ the ``.npy`` header, before any data is decompressed: memory is measured with ``
 
 import os
 import threading
-import tracemalloc
 import warnings
 import zipfile
 
@@ -15,26 +14,13 @@ import numpy as np
 import pytest
 
 from hand_jax import safe_npz
-from tests.npz_helpers import npy_header, write_npz
+from tests.npz_helpers import npy_header, traced_peak, write_npz
 
 BIG = ("zeros", "<f4", (64, 1024, 1024))  # 256 MiB of zeros, 0.3 MB deflated
 
 
 class FileError(ValueError):
     """A caller's own error class."""
-
-
-def _peak(fn):
-    """(result or exception, peak bytes traced while running ``fn``)."""
-    tracemalloc.start()
-    try:
-        try:
-            out = fn()
-        except Exception as e:  # noqa: BLE001 - returned for the test to check
-            out = e
-        return out, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 @pytest.fixture(scope="module")
@@ -69,14 +55,14 @@ def test_reads_what_np_load_reads(tmp_path, method):
 
 def test_members_not_asked_for_are_never_decompressed(big_npz):
     expected = {"small": ("f", (None, 3)), "absent": (None, None)}
-    out, peak = _peak(lambda: safe_npz.read_npz(big_npz, expected=expected))
+    out, peak = traced_peak(lambda: safe_npz.read_npz(big_npz, expected=expected))
     assert list(out) == ["small"]
     np.testing.assert_array_equal(out["small"], np.arange(6.0).reshape(2, 3))
     assert peak < 2_000_000
 
 
 def test_the_budget_is_checked_before_reading(big_npz):
-    out, peak = _peak(lambda: safe_npz.read_npz(big_npz, error=FileError, budget_bytes=2**27))
+    out, peak = traced_peak(lambda: safe_npz.read_npz(big_npz, error=FileError, budget_bytes=2**27))
     assert isinstance(out, FileError), out
     assert f"{big_npz}: key 'big' brings the declared arrays to 268,435,504 bytes" in str(out)
     assert "over the budget of 134,217,728 bytes" in str(out)
@@ -88,7 +74,9 @@ def test_a_forged_shape_names_the_file_and_member_not_memory_error(tmp_path):
     path = str(tmp_path / "forged.npz")
     write_npz(path, {"ok": np.zeros(3), "x": npy_header("<f8", (10**12,)) + bytes(64)})
     for expected in (None, {"x": (np.float64, (None,))}):
-        out, peak = _peak(lambda e=expected: safe_npz.read_npz(path, expected=e, error=FileError))
+        out, peak = traced_peak(
+            lambda e=expected: safe_npz.read_npz(path, expected=e, error=FileError)
+        )
         assert isinstance(out, FileError) and not isinstance(out.__cause__, MemoryError), out
         assert f"{path}: key 'x' declares float64 (1000000000000,)" in str(out)
         assert "but the zip holds 64 bytes for it" in str(out)

@@ -19,17 +19,10 @@ import numpy as np
 
 from hand_jax import mano, outputs
 from hand_jax.data import synthetic
+from hand_jax.data.synthetic_gen import file_sha256
 
 PARTIAL_SUFFIX = ".partial"
 REQUEST = "request.json"
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def weights_sha256(variables) -> str:

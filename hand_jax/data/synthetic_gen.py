@@ -282,7 +282,8 @@ class Generator:
         return out
 
 
-def _file_sha256(path: str) -> str:
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file's bytes, read a megabyte at a time (hex)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -382,7 +383,7 @@ def generate_dataset(
         "generator_version": GENERATOR_VERSION, "seed": int(seed),
         "image_size": config.image_size, "parameters": dataclasses.asdict(config),
         "model": {"path": "default" if model_path is None else os.path.abspath(path),
-                  "sha256": _file_sha256(path), "side": model.side,
+                  "sha256": file_sha256(path), "side": model.side,
                   "num_verts": model.num_verts, "num_betas": model.num_betas},
         "keypoint_order": "canonical (OpenPose/FreiHAND, hand_jax.keypoints)", "splits": {},
     }  # fmt: skip

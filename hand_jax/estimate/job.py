@@ -199,9 +199,10 @@ def _json_safe(value):
     """Lists and plain numbers, with non-finite floats as None (JSON has no NaN)."""
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_json_safe(v) for v in np.asarray(value).tolist()] if isinstance(
-            value, np.ndarray) else [_json_safe(v) for v in value]  # fmt: skip
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value

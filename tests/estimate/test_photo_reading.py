@@ -11,7 +11,6 @@ import os
 import struct
 import threading
 import time
-import tracemalloc
 import zlib
 
 import numpy as np
@@ -19,6 +18,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from hand_jax.estimate import photos
+from tests.npz_helpers import traced_peak
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -35,19 +35,6 @@ def _write_big_png(path, width: int, height: int) -> None:
         f.write(_chunk(b"IDAT", data) + _chunk(b"IEND", b""))
 
 
-def _peak_bytes(fn):
-    """(result or exception, peak bytes traced by tracemalloc while running ``fn``)."""
-    tracemalloc.start()
-    try:
-        try:
-            out = fn()
-        except Exception as e:  # noqa: BLE001 - returned for the caller to check
-            out = e
-        return out, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_huge_png_is_refused_from_its_header(tmp_path):
     # 12000 x 12000 (144 Mpx, under Pillow's 179 Mpx guard) but 0.4 MB on disk: decoding it
@@ -56,7 +43,7 @@ def test_huge_png_is_refused_from_its_header(tmp_path):
     _write_big_png(path, 12000, 12000)
     assert os.path.getsize(path) < 1_000_000
     start = time.perf_counter()
-    out, peak = _peak_bytes(lambda: photos.read_photo(path))
+    out, peak = traced_peak(lambda: photos.read_photo(path))
     assert isinstance(out, photos.PhotoError), out
     assert "huge.png: 12000 x 12000 pixels (144.0 Mpx) is over the budget of 50 Mpx" in str(out)
     assert peak < 5_000_000 and time.perf_counter() - start < 2.0
@@ -79,7 +66,7 @@ def test_animated_gif_decodes_its_first_frame_only(tmp_path):
     frames[0].paste(1, (0, 0, 500, 1000))  # left half green, right half red
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=40)
     assert os.path.getsize(path) < 200_000
-    out, peak = _peak_bytes(lambda: photos.read_photo(path))
+    out, peak = traced_peak(lambda: photos.read_photo(path))
     assert out.shape == (1000, 1000, 3)
     np.testing.assert_array_equal(out[:, :500], np.broadcast_to([0, 255, 0], (1000, 500, 3)))
     np.testing.assert_array_equal(out[:, 500:], np.broadcast_to([255, 0, 0], (1000, 500, 3)))

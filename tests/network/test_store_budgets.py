@@ -6,14 +6,13 @@ The old loader decompressed every member first: a 1 MB npz with an unused 1.3 GB
 """
 
 import re
-import tracemalloc
 
 import jax
 import numpy as np
 import pytest
 
 from hand_jax.network import store as model_store
-from tests.npz_helpers import npy_header, write_npz
+from tests.npz_helpers import npy_header, traced_peak, write_npz
 
 SHAPES = {"params/w": (3, 4), "batch_stats/mean": (4,)}
 
@@ -30,18 +29,6 @@ def _valid():
     return {key: np.ones(shape, np.float16) for key, shape in SHAPES.items()}
 
 
-def _peak(fn):
-    tracemalloc.start()
-    try:
-        try:
-            out = fn()
-        except Exception as e:  # noqa: BLE001 - returned for the test to check
-            out = e
-        return out, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def test_valid_file_still_loads(tmp_path):
     path = str(tmp_path / "params.npz")
     write_npz(path, _valid())
@@ -53,7 +40,7 @@ def test_valid_file_still_loads(tmp_path):
 def test_a_huge_unexpected_member_is_refused_unread(tmp_path):
     path = str(tmp_path / "params.npz")
     write_npz(path, {**_valid(), "params/extra": ("zeros", "<f4", (64, 1024, 1024))})
-    out, peak = _peak(lambda: model_store.load_params(path, _abstract()))
+    out, peak = traced_peak(lambda: model_store.load_params(path, _abstract()))
     assert isinstance(out, ValueError), out
     assert re.search(f"{re.escape(path)}: .*unexpected \\['params/extra'\\]", str(out))
     assert peak < 2_000_000
@@ -65,7 +52,7 @@ def test_a_forged_member_names_file_and_key_not_memory_error(tmp_path, declared)
     path = str(tmp_path / "params.npz")
     forged = npy_header("<f4", (10**12,)) + bytes(48)
     write_npz(path, {**_valid(), "params/w": forged})
-    out, peak = _peak(
+    out, peak = traced_peak(
         lambda: model_store.load_params(path, _abstract({**SHAPES, "params/w": declared}))
     )
     assert isinstance(out, ValueError) and not isinstance(out.__cause__, MemoryError), out
