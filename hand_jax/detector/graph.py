@@ -1,0 +1,234 @@
+"""A TFLite graph of float ops, run in jax.numpy: the executor of the ported MediaPipe models.
+
+A ``Graph`` is the op list of a converted TFLite model (``hand_jax.detector.convert``): each
+``Op`` reads named tensors (the activations of earlier ops, the graph input, or weights) and
+writes one. Layout is TFLite's: activations NHWC float32, convolution kernels OHWI, depthwise
+kernels [1, kh, kw, C], fully connected weights [out, in]. The graph is static (Python data,
+hashable, so it can be a ``jit`` static argument); the weights are a dict of arrays.
+
+Only the ops the hand models use are supported; ``check_graph`` refuses anything else, so a
+foreign graph fails at load with the op named instead of computing something else.
+
+Padding follows TensorFlow's SAME rule (the extra pixel of an odd total goes after), which is
+``lax``'s ``"SAME"``. RESIZE_BILINEAR supports half-pixel centres (the hand models' setting)
+and the legacy corner-aligned-off mode, with TFLite's clamping at the borders.
+"""
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+__all__ = ["OPS", "Graph", "GraphError", "Op", "check_graph", "run_graph"]
+
+ACTIVATIONS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6")
+
+
+class GraphError(ValueError):
+    """A graph or its weights are not what the executor runs."""
+
+
+class Op(NamedTuple):
+    """One op: ``kind`` (an ``OPS`` key), tensor names in and out, options as sorted pairs."""
+
+    kind: str
+    inputs: tuple[str, ...]
+    output: str
+    options: tuple[tuple[str, object], ...] = ()
+
+    def option(self, name: str):
+        return dict(self.options)[name]
+
+
+class Graph(NamedTuple):
+    """A converted model: its input tensor and shape [H, W, C], ops in order, named outputs."""
+
+    input: str
+    input_shape: tuple[int, int, int]
+    ops: tuple[Op, ...]
+    outputs: tuple[tuple[str, str], ...]  # (model output name, tensor name)
+
+
+def _activation(x, name: str):
+    if name == "NONE":
+        return x
+    if name == "RELU":
+        return jax.nn.relu(x)
+    if name == "RELU6":
+        return jnp.clip(x, 0.0, 6.0)
+    return jnp.clip(x, -1.0, 1.0)
+
+
+def _conv(op, x, w, b=None):
+    stride = (op.option("stride_h"), op.option("stride_w"))
+    dilation = (op.option("dilation_h"), op.option("dilation_w"))
+    y = lax.conv_general_dilated(
+        x, w.astype(x.dtype), stride, op.option("padding"), rhs_dilation=dilation,
+        dimension_numbers=("NHWC", "OHWI", "NHWC"),
+    )  # fmt: skip
+    return _activation(y if b is None else y + b.astype(x.dtype), op.option("activation"))
+
+
+def _depthwise(op, x, w, b=None):
+    channels = x.shape[-1]
+    kernel = w.astype(x.dtype).reshape(w.shape[1], w.shape[2], 1, w.shape[3])  # HWIO
+    y = lax.conv_general_dilated(
+        x, kernel, (op.option("stride_h"), op.option("stride_w")), op.option("padding"),
+        rhs_dilation=(op.option("dilation_h"), op.option("dilation_w")),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=channels,
+    )  # fmt: skip
+    return _activation(y if b is None else y + b.astype(x.dtype), op.option("activation"))
+
+
+def _max_pool(op, x):
+    window = (1, op.option("filter_h"), op.option("filter_w"), 1)
+    strides = (1, op.option("stride_h"), op.option("stride_w"), 1)
+    y = lax.reduce_window(x, -jnp.inf, lax.max, window, strides, op.option("padding"))
+    return _activation(y, op.option("activation"))
+
+
+def _resize_axis(x, axis: int, size: int, half_pixel: bool):
+    """Linear resampling along one axis with TFLite's source-coordinate rule and clamping."""
+    n = x.shape[axis]
+    scale = n / size
+    out = np.arange(size, dtype=np.float64)
+    src = (out + 0.5) * scale - 0.5 if half_pixel else out * scale
+    lo = np.floor(src)
+    frac = (src - lo).astype(np.float32)
+    i0 = np.clip(lo, 0, n - 1).astype(np.int32)
+    i1 = np.clip(lo + 1, 0, n - 1).astype(np.int32)
+    shape = [1] * x.ndim
+    shape[axis] = size
+    frac = jnp.asarray(frac.reshape(shape), x.dtype)
+    a, b = jnp.take(x, i0, axis=axis), jnp.take(x, i1, axis=axis)
+    return a + (b - a) * frac
+
+
+def _resize_bilinear(op, x):
+    if op.option("align_corners"):
+        raise GraphError("RESIZE_BILINEAR with align_corners is not supported")
+    height, width = op.option("size")
+    half = op.option("half_pixel_centers")
+    return _resize_axis(_resize_axis(x, 1, height, half), 2, width, half)
+
+
+def _reshape(op, x):
+    shape = tuple(op.option("shape"))
+    return x.reshape((x.shape[0],) + shape[1:])  # the converted batch of 1 becomes any batch
+
+
+def _mean(op, x):
+    return jnp.mean(x, axis=tuple(op.option("axes")), keepdims=op.option("keep_dims"))
+
+
+def _fully_connected(op, x, w, b=None):
+    y = x.reshape(x.shape[0], -1) @ w.astype(x.dtype).T
+    return _activation(y if b is None else y + b.astype(x.dtype), op.option("activation"))
+
+
+def _pad(op, x):
+    return jnp.pad(x, [tuple(p) for p in op.option("paddings")])
+
+
+def _prelu(op, x, alpha):
+    return jnp.where(x >= 0, x, x * alpha.astype(x.dtype))
+
+
+OPS = {
+    "ADD": lambda op, a, b: _activation(a + b, op.option("activation")),
+    "CONCATENATION": lambda op, *xs: _activation(
+        jnp.concatenate(xs, axis=op.option("axis")), op.option("activation")
+    ),
+    "CONV_2D": _conv,
+    "DEPTHWISE_CONV_2D": _depthwise,
+    "FULLY_CONNECTED": _fully_connected,
+    "LOGISTIC": lambda op, x: jax.nn.sigmoid(x),
+    "MAX_POOL_2D": _max_pool,
+    "MEAN": _mean,
+    "PAD": _pad,
+    "PRELU": _prelu,
+    "RESHAPE": _reshape,
+    "RESIZE_BILINEAR": _resize_bilinear,
+}
+
+_OPTIONS = {  # the options each kind must carry
+    "ADD": {"activation"},
+    "CONCATENATION": {"axis", "activation"},
+    "CONV_2D": {"stride_h", "stride_w", "dilation_h", "dilation_w", "padding", "activation"},
+    "DEPTHWISE_CONV_2D": {
+        "stride_h",
+        "stride_w",
+        "dilation_h",
+        "dilation_w",
+        "padding",
+        "activation",
+    },  # fmt: skip
+    "FULLY_CONNECTED": {"activation"},
+    "LOGISTIC": set(),
+    "MAX_POOL_2D": {"stride_h", "stride_w", "filter_h", "filter_w", "padding", "activation"},
+    "MEAN": {"axes", "keep_dims"},
+    "PAD": {"paddings"},
+    "PRELU": set(),
+    "RESHAPE": {"shape"},
+    "RESIZE_BILINEAR": {"size", "align_corners", "half_pixel_centers"},
+}
+
+
+def _check_op(op: Op, known: set, weights: dict, where: str) -> None:
+    if op.kind not in OPS:
+        raise GraphError(f"{where}: op {op.kind!r} is not supported (expected one of {list(OPS)})")
+    missing = _OPTIONS[op.kind] - {k for k, _ in op.options}
+    if missing:
+        raise GraphError(f"{where}: {op.kind} lacks options {sorted(missing)}")
+    for name in op.inputs:
+        if name not in known and name not in weights:
+            raise GraphError(f"{where}: {op.kind} reads {name!r}, which nothing wrote")
+    options = dict(op.options)
+    if options.get("activation", "NONE") not in ACTIVATIONS:
+        raise GraphError(f"{where}: activation {options['activation']!r} is not supported")
+    if options.get("padding", "SAME") not in ("SAME", "VALID"):
+        raise GraphError(f"{where}: padding {options['padding']!r} is not SAME or VALID")
+
+
+def check_graph(graph: Graph, weights: dict, *, where: str = "graph") -> None:
+    """Raise ``GraphError`` naming the op unless every op is supported and wired.
+
+    Args:
+      graph: the ``Graph``.
+      weights: name -> array, the tensors no op writes.
+      where: the file the graph came from, for the messages.
+    """
+    known = {graph.input}
+    for i, op in enumerate(graph.ops):
+        _check_op(op, known, weights, f"{where}: op {i}")
+        known.add(op.output)
+    for name, tensor in graph.outputs:
+        if tensor not in known:
+            raise GraphError(f"{where}: output {name!r} reads {tensor!r}, which nothing wrote")
+    if len(graph.input_shape) != 3 or not all(
+        isinstance(n, int) and 0 < n <= 4096 for n in graph.input_shape
+    ):
+        raise GraphError(f"{where}: input shape {graph.input_shape} is not [H, W, C] of sizes")
+    if sum(math.prod(np.shape(w)) for w in weights.values()) > 64 * 2**20:
+        raise GraphError(f"{where}: more than 64 M weights; not a hand model")
+
+
+def run_graph(graph: Graph, weights: dict, images):
+    """Run the graph on a batch.
+
+    Args:
+      graph: the ``Graph`` (static).
+      weights: name -> array (any float dtype; computed in the images' dtype).
+      images: [B, H, W, C] float, the model's input range.
+
+    Returns:
+      dict model output name -> [B, ...] array.
+    """
+    tensors = dict(weights)
+    tensors[graph.input] = images
+    for op in graph.ops:
+        tensors[op.output] = OPS[op.kind](op, *(tensors[name] for name in op.inputs))
+    return {name: tensors[tensor] for name, tensor in graph.outputs}
