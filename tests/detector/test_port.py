@@ -54,7 +54,7 @@ def _litert(name: str, images: np.ndarray) -> dict:
     return {k: np.stack([o[k] for o in outputs]) for k in outputs[0]}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _port(name: str, batch_size: int):
     g, weights = shipped.load_network(name)
     images = _inputs(g.input_shape[0])[:batch_size]
