@@ -139,3 +139,21 @@ def test_reader_checks_weight_shapes_against_the_graph(tmp_path):
     np.savez(tmp_path / "forged.npz", **arrays)
     with pytest.raises(GraphError, match="forged.npz"):
         convert.read_model(str(tmp_path / "forged.npz"))
+
+
+@pytest.mark.parametrize(
+    "padding,stride,dilation", [("VALID", 1, 2), ("SAME", 2, 2), ("VALID", 2, 1)]
+)
+def test_depthwise_equals_a_grouped_convolution(padding, stride, dilation):
+    import jax
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2, 9, 8, 4)).astype(np.float32)
+    w = rng.normal(size=(1, 3, 3, 4)).astype(np.float32)
+    options = dict(stride_h=stride, stride_w=stride, dilation_h=dilation, dilation_w=dilation)
+    op = _op("DEPTHWISE_CONV_2D", ["x", "w"], activation="NONE", padding=padding, **options)
+    ref = jax.lax.conv_general_dilated(
+        x, w[0][:, :, None, :], (stride, stride), padding, rhs_dilation=(dilation, dilation),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=4,
+    )  # fmt: skip
+    np.testing.assert_allclose(_run(op, x, {"w": w}), np.asarray(ref), atol=1e-5)
