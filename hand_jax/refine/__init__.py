@@ -1,4 +1,5 @@
-"""Test-time refinement of hand parameters against 2D evidence (the paper's Sec. 3).
+"""Test-time refinement of hand parameters against 2D evidence (the paper's Sec. 3), optionally
+with 3D keypoints known up to translation and scale (a detector's world landmarks).
 
 Modules: ``energy`` (the evidence, the energy terms), ``optimize`` (the preconditioned Optax
 loop inside ``jax.lax.scan`` and the jit-compiled batch function), ``io`` (the evidence file

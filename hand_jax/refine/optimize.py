@@ -15,6 +15,11 @@ few pixels) and the proximity is ``|h - h0|^2``.
 
 A non-finite gradient step is skipped, and the best-energy iterate is returned beside the last
 one, so a diverging run still yields its best.
+
+A silhouette weight of exactly 0 (a Python number, known when the energy is built) skips the
+rasterizer altogether, which dominates the cost of a step: the masks are then never read (a
+[B, 1, 1] dummy will do). Fitting 3D keypoints (``Evidence.keypoints_3d``) needs a positive
+``keypoints_3d`` weight; its default is 0.
 """
 
 import functools
@@ -65,13 +70,19 @@ def _sq_norm(tree):
     return sum(jnp.sum(x**2) for x in jax.tree.leaves(tree))
 
 
+def _is_zero(weight) -> bool:
+    """Whether a weight is a plain number equal to 0 (an array, even a concrete one, is not)."""
+    return isinstance(weight, (int, float, np.number)) and weight == 0
+
+
 def make_energy_fn(
     *, image_size: int, sigma: float = 1.0, silhouette_loss: str = "l2", weights=None,
     preconditioned: bool = True, silhouette_fn=None,
 ):  # fmt: skip
     """Return ``energy(model, x, evidence, init) -> []`` and ``decode(x, init, K) -> params``.
 
-    ``x`` is the optimiser's variable: the step z (``preconditioned``) or the parameters.
+    ``x`` is the optimiser's variable: the step z (``preconditioned``) or the parameters. A
+    ``silhouette`` weight of exactly 0 (a Python or numpy number) leaves the rasterizer out.
     """
     weights = dict(DEFAULT_WEIGHTS, **(weights or {}))
     unknown = set(weights) - set(DEFAULT_WEIGHTS)
@@ -79,6 +90,7 @@ def make_energy_fn(
         raise ValueError(
             f"weights: unknown keys {sorted(unknown)}; expected {list(DEFAULT_WEIGHTS)}"
         )
+    with_silhouette = not _is_zero(weights["silhouette"])
 
     def decode(x, init, K):
         return precondition(init, x, image_size=image_size, K=K) if preconditioned else x
@@ -88,6 +100,7 @@ def make_energy_fn(
         terms = energy_terms(
             model, params, evidence, init, image_size=image_size, sigma=sigma,
             silhouette_loss=silhouette_loss, silhouette_fn=silhouette_fn,
+            with_silhouette=with_silhouette,
         )  # fmt: skip
         if preconditioned:
             terms["proximity"] = _sq_norm(x)
@@ -179,6 +192,12 @@ def _check_inputs(init_params: HandParams, evidence: Evidence):
         raise ValueError(f"evidence.mask: expected [{batch}, M, M], got {evidence.mask.shape}")
     if evidence.K is not None:
         chex.assert_shape(evidence.K, (batch, 3, 3))
+    if evidence.keypoints_3d is not None:
+        chex.assert_shape(evidence.keypoints_3d, (batch, 21, 3))
+    if evidence.confidence_3d is not None:
+        if evidence.keypoints_3d is None:
+            raise ValueError("evidence.confidence_3d is given without evidence.keypoints_3d")
+        chex.assert_shape(evidence.confidence_3d, (batch, 21))
     for name, value in init_params._asdict().items():
         chex.assert_rank(value, 2)
         if value.shape[0] != batch:
@@ -218,7 +237,8 @@ def make_refine_fn(
       sigma: silhouette blur, pixels^2 at the evidence mask's resolution.
       silhouette_loss: ``"l2"`` or ``"bce"``.
       weights: energy weights; keys of ``DEFAULT_WEIGHTS`` (``silhouette`` is the paper's mu),
-        missing keys take the defaults, unknown keys are an error.
+        missing keys take the defaults, unknown keys are an error. A ``silhouette`` weight of
+        exactly 0 skips the rasterizer; ``keypoints_3d`` (default 0) weighs the 3D evidence.
       mesh: optional device mesh with a ``data`` axis: the batch is sharded over it.
       return_trajectory: also return the [B, T] iterates (for animations).
       silhouette_fn: the rasterizer (default ``render.soft_silhouette``; benchmarks swap in the

@@ -146,6 +146,7 @@ def test_energy_terms_match_numpy_reference(model, rotation, num_pca, perspectiv
     want = _reference_terms(
         model, params, evidence, init, alpha=alpha, kp2d=kp2d, image_size=SIZE, kind=kind
     )
+    assert float(terms.pop("keypoints_3d")) == 0.0  # no 3D evidence given
     assert set(terms) == set(want)
     for name, value in want.items():
         assert value > 1e-3, name  # every term is exercised

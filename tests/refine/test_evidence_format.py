@@ -156,7 +156,7 @@ def test_duplicate_ids_message_lists_only_repeated_ids_and_at_most_five(tmp_path
 def test_save_evidence_writes_every_field_and_never_overwrites(tmp_path):
     rng = np.random.default_rng(2)
     arrays = _good(K=np.tile(np.eye(3), (N, 1, 1)))
-    evidence = refine_io.Evidence(**{k: arrays[k] for k in refine_io.Evidence._fields})
+    evidence = refine_io.Evidence(**{k: arrays.get(k) for k in refine_io.Evidence._fields})
     params = refine_io.HandParams(**{k: rng.normal(size=v.shape) for k, v in PARAMS.items()})
     images = rng.integers(0, 256, (N, 8, 8, 3)).astype(np.int64)  # saved as uint8
     path = tmp_path / "saved.npz"
