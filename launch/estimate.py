@@ -1,24 +1,35 @@
 """Estimate hand meshes in photographs: overlays, OBJ meshes, parameters, GIFs, a contact sheet.
 
     python -m launch.estimate --images='photos/*.jpg' --out_dir=out/estimate
+    python -m launch.estimate --images=photos,more/hand.png --out_dir=out/mine
     python -m launch.estimate --images=hand.png --box=120,80,200,220 --side=left \
         --out_dir=out/left --refine_steps=50
 
-Without ``--images`` the sample photographs that ship with the package are used (rendered
-from the embedded hand). Without ``--checkpoint`` the shipped model is used. Outputs:
-``hand_jax/estimate/job.py``.
+``--images`` takes comma-separated files, folders (the image files directly inside, by their
+extension) and globs; without it the sample photographs that ship with the package are used
+(rendered from the embedded hand). Without ``--checkpoint`` the shipped model is used. Outputs:
+``hand_jax/estimate/job.py``. Compiled programs are kept on disk between runs, so a second run
+loads them instead of compiling (``hand_jax/compile_cache.py``; ``--compile_cache=`` turns that
+off). A refusal (a non-empty ``--out_dir`` without ``--overwrite``, ``--images`` that name no
+file, a run in which every image was skipped) is one line on stderr and a non-zero exit.
 """
 
-import glob
+import logging as std_logging
 import os
+from typing import NoReturn
 
-from absl import app, flags
+import jax
+from absl import app, flags, logging
 
+from hand_jax import compile_cache
 from hand_jax.estimate import core, inputs, job, photos
 
-SAMPLES = os.path.join(os.path.dirname(__file__), "..", "hand_jax", "assets", "samples", "*.png")
+SAMPLES = os.path.join(os.path.dirname(__file__), "..", "hand_jax", "assets", "samples")
 
-_IMAGES = flags.DEFINE_string("images", None, "Image path or glob (default: the shipped samples).")
+_IMAGES = flags.DEFINE_string(
+    "images", None, "Comma-separated image files, folders (the image files in them) and globs "
+    "(default: the shipped samples)."
+)  # fmt: skip
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Output directory.", required=True)
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Run or model dir (default: shipped model).")
 _BOX = flags.DEFINE_string("box", None, "x,y,w,h: the hand's box in pixels (default: centred).")
@@ -35,6 +46,10 @@ _FOV = flags.DEFINE_float(
 _INTRINSICS = flags.DEFINE_string(
     "intrinsics", None, "fx,fy,cx,cy: the photos' intrinsics in pixels (overrides --fov)."
 )
+_CACHE = flags.DEFINE_string(
+    "compile_cache", None, "Folder of compiled programs kept between runs ('': none; default: "
+    f"${compile_cache.ENV_VAR}, else $XDG_CACHE_HOME/hand_jax/jax or ~/.cache/hand_jax/jax)."
+)  # fmt: skip
 
 
 def _intrinsics(text: str | None):
@@ -49,23 +64,43 @@ def _intrinsics(text: str | None):
     return values
 
 
+def _fail(message) -> NoReturn:
+    raise SystemExit(f"launch.estimate: error: {message}")  # one line, exit status 1
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    pattern = _IMAGES.value or os.path.normpath(SAMPLES)
-    paths = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
-    if not paths:
-        raise app.UsageError(f"--images={pattern}: no files match")
+    if not flags.FLAGS["verbosity"].present:  # jax logs every backend it cannot start at INFO
+        std_logging.getLogger("jax._src.xla_bridge").setLevel(std_logging.WARNING)
     try:
         box = photos.parse_box(_BOX.value)
     except ValueError as err:
         raise app.UsageError(str(err)) from err
-    summary = job.run(
-        paths=paths, out_dir=_OUT_DIR.value, checkpoint=_CHECKPOINT.value, box=box,
-        side=_SIDE.value, refine_steps=_STEPS.value, mano_path=_MANO_PATH.value,
-        batch_size=_BATCH.value, num_animations=_ANIMATIONS.value, overwrite=_OVERWRITE.value,
-        progress=_PROGRESS.value, fov_deg=_FOV.value, intrinsics=_intrinsics(_INTRINSICS.value),
+    try:
+        paths = inputs.image_files(
+            os.path.normpath(SAMPLES) if _IMAGES.value is None else _IMAGES.value
+        )
+    except ValueError as err:
+        _fail(f"--images: {err}")
+    kw = dict(
+        paths=paths, out_dir=_OUT_DIR.value, checkpoint=_CHECKPOINT.value, side=_SIDE.value,
+        refine_steps=_STEPS.value, mano_path=_MANO_PATH.value, batch_size=_BATCH.value,
+        num_animations=_ANIMATIONS.value, overwrite=_OVERWRITE.value, fov_deg=_FOV.value,
+        intrinsics=_intrinsics(_INTRINSICS.value),
     )  # fmt: skip
+    try:
+        job.check_run(**kw)
+    except (ValueError, OSError) as err:
+        _fail(err)
+    cache = compile_cache.enable(
+        compile_cache.default_dir() if _CACHE.value is None else _CACHE.value
+    )
+    logging.info("devices: %s; compilation cache: %s", jax.devices(), cache or "off")
+    try:
+        summary = job.run(**kw, box=box, progress=_PROGRESS.value)
+    except job.NothingEstimatedError as err:
+        _fail(err)
     print(
         f"{summary['num_images']} images -> {_OUT_DIR.value} ({summary['crop']}; "
         f"{len(summary['skipped'])} skipped; {summary['wall_s']:.1f} s)"

@@ -1,5 +1,7 @@
-"""The photographs of an estimation job: read, checked, cropped, with the crop's intrinsics.
+"""The photographs of an estimation job: found, read, checked, cropped, with the crop's intrinsics.
 
+``image_files`` turns the command's ``--images`` into a list of files: comma-separated paths,
+globs and folders (a folder gives the image files directly inside it, by extension).
 ``read_chunk`` reads one chunk of image files (``photos.read_photo``: budgets, EXIF orientation,
 every colour mode), cuts the square the network sees (``photos.photo_box``: the given hand box
 enlarged by the training margin, or the centred square), mirrors it for a left hand and derives
@@ -12,6 +14,7 @@ Cameras: a photograph's intrinsics are assumed from a field of view across its l
 given (``intrinsics`` = fx, fy, cx, cy in pixels, pixel centres at integer + 0.5).
 """
 
+import glob
 import os
 
 import numpy as np
@@ -25,6 +28,62 @@ MIN_BOX_INSIDE = 0.5  # the fraction of a given box's area that must lie inside 
 
 
 DEFAULT_FOV_DEG = 65.0  # across the longer side: a phone's main camera (about 26 mm equivalent)
+
+
+def _folder_images(folder: str) -> list[str]:
+    """The image files directly inside ``folder`` (by extension; hidden files left out), sorted."""
+    extensions = photos.image_extensions()
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as err:
+        raise ValueError(f"{folder}: cannot list the folder ({err.strerror or err})") from err
+    found = [
+        os.path.join(folder, name) for name in names
+        if not name.startswith(".") and os.path.splitext(name)[1].lower() in extensions
+        and os.path.isfile(os.path.join(folder, name))
+    ]  # fmt: skip
+    if not found:
+        kinds = ", ".join(photos.FORMATS)
+        raise ValueError(f"{folder}: no image files in the folder (looked for {kinds} by name)")
+    return found
+
+
+def _entry_files(entry: str) -> list[str]:
+    if os.path.isdir(entry):
+        return _folder_images(entry)
+    if os.path.lexists(entry):
+        return [entry]  # read (and reported and skipped if it is no image) with the others
+    if not glob.has_magic(entry):
+        raise ValueError(f"{entry}: no such file or folder")
+    matches = sorted(glob.glob(entry))
+    files = [p for p in matches if not os.path.isdir(p)]
+    if not files:
+        only = " (only folders, which a glob leaves out; name a folder itself)" if matches else ""
+        raise ValueError(f"{entry}: no files match{only}")
+    return files
+
+
+def image_files(spec: str) -> list[str]:
+    """The image files ``spec`` names, in order, each once.
+
+    ``spec`` is one or more comma-separated entries: a file (kept as given; one that is no
+    readable image is reported and skipped when read), a folder (its image files by extension,
+    ``photos.image_extensions``, sorted, not its subfolders, no hidden files) or a glob (its
+    matches, sorted, folders left out). A ``spec`` that is an existing path is one entry even if
+    it holds a comma.
+
+    Raises:
+      ValueError: naming the entry, for an empty ``spec``, a path that does not exist, a glob
+        that matches no file, or a folder without image files.
+    """
+    entries = [spec] if os.path.lexists(spec) else [e.strip() for e in spec.split(",")]
+    if not spec or not all(entries):
+        raise ValueError(f"{spec!r}: expected paths, globs or folders separated by commas")
+    files = {}
+    for entry in entries:
+        for path in _entry_files(entry):
+            files.setdefault(os.path.normpath(path), path)
+    return list(files.values())
 
 
 def photo_intrinsics(shape, *, fov_deg: float = DEFAULT_FOV_DEG, intrinsics=None) -> np.ndarray:

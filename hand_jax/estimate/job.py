@@ -19,8 +19,11 @@ box, or the largest centred square), mirror it for a left hand, estimate and ref
   with the reason).
 
 Stems are ``safe_stem(file name, index)`` (``hand_jax.outputs``): unique and inside ``out_dir``.
-An image that cannot be read is reported and skipped; the others are still processed. The
-folder is written as a temporary sibling and swapped in when the job finishes.
+An image that cannot be read is reported and skipped; the others are still processed. A job
+that estimates no image at all raises ``NothingEstimatedError`` naming why, and leaves
+``out_dir`` as it was. The folder is written as a temporary sibling and swapped in when the
+job finishes. ``check_run`` refuses bad arguments and an ``out_dir`` that would lose files
+before any work (``run`` calls it first; the command calls it before its other start-up work).
 
 Images are read a chunk at a time (``hand_jax.estimate.inputs``: budgets, boxes, the crops'
 intrinsics from ``fov_deg`` or ``intrinsics``). An estimate that is not finite is reported as
@@ -44,6 +47,14 @@ from hand_jax.network import forward
 
 GIF_FRAMES = 16
 MAX_BATCH = 1024  # images per compiled call
+
+
+class NothingEstimatedError(RuntimeError):
+    """A job that estimated no image; ``skipped`` maps each input to why it was skipped."""
+
+    def __init__(self, message: str, skipped: dict):
+        super().__init__(message)
+        self.skipped = skipped
 
 
 def _params(h: np.ndarray, settings, side: str) -> dict:
@@ -226,6 +237,38 @@ def _process_chunk(tmp, estimate, items, ctx: dict, *, last: bool):
     return records, panels, skipped
 
 
+def _given(paths, checkpoint, mano_path) -> list:
+    """The job's input paths (an out_dir may not be, hold or lie inside any of them)."""
+    return [*paths, checkpoint if isinstance(checkpoint, str) else None, mano_path]
+
+
+def check_run(
+    *, paths, out_dir: str, checkpoint=None, side: str = "right",
+    refine_steps: int = core.DEFAULT_STEPS, mano_path=None, batch_size: int = 8,
+    num_animations: int = 2, overwrite: bool = False,
+    fov_deg: float = inputs_lib.DEFAULT_FOV_DEG, intrinsics=None,
+) -> None:  # fmt: skip
+    """Refuse what ``run`` would refuse before any work; the arguments are ``run``'s.
+
+    Raises:
+      ValueError: no paths, a bad side, step count, batch size, animation count or camera, an
+        ``out_dir`` that is, holds or lies inside an input.
+      FileExistsError, NotADirectoryError: an ``out_dir`` that is a file, or non-empty without
+        ``overwrite`` (``hand_jax.outputs.check_out_dir``).
+    """
+    _check_args(paths, side, batch_size, num_animations, refine_steps)
+    inputs_lib.photo_intrinsics((1, 1), fov_deg=fov_deg, intrinsics=intrinsics)
+    given = _given(paths, checkpoint, mano_path)
+    outputs.check_out_dir(out_dir, overwrite=overwrite, inputs=given)
+
+
+def _nothing_message(skipped: dict, out_dir: str) -> str:
+    reasons = list(skipped.values())
+    more = f"; and {len(reasons) - 1} more" if len(reasons) > 1 else ""
+    return (f"no image estimated, all {len(reasons)} skipped ({reasons[0]}{more}); "
+            f"nothing written to {out_dir}")  # fmt: skip
+
+
 def run(
     *, paths, out_dir: str, checkpoint: str | None = None, box=None, side: str = "right",
     refine_steps: int = core.DEFAULT_STEPS, mano_path=None, batch_size: int = 8,
@@ -253,12 +296,17 @@ def run(
 
     Returns:
       the summary written to ``summary.json``.
+
+    Raises:
+      ValueError, FileExistsError, NotADirectoryError: before any work (``check_run``).
+      NothingEstimatedError: when every image was skipped (``out_dir`` is left as it was).
     """
-    _check_args(paths, side, batch_size, num_animations, refine_steps)
+    check_run(paths=paths, out_dir=out_dir, checkpoint=checkpoint, side=side,
+              refine_steps=refine_steps, mano_path=mano_path, batch_size=batch_size,
+              num_animations=num_animations, overwrite=overwrite, fov_deg=fov_deg,
+              intrinsics=intrinsics)  # fmt: skip
     camera = {"fov_deg": fov_deg, "intrinsics": intrinsics}
-    inputs_lib.photo_intrinsics((1, 1), **camera)  # bad camera arguments fail before compute
-    given = [*paths, checkpoint if isinstance(checkpoint, str) else None, mano_path]
-    outputs.check_out_dir(out_dir, overwrite=overwrite, inputs=given)
+    given = _given(paths, checkpoint, mano_path)
     start = time.time()
     estimate = core.make_estimate_fn(
         checkpoint, refine_steps=refine_steps, return_trajectory=num_animations > 0,
@@ -285,6 +333,8 @@ def run(
             skipped.update(bad)
             bar.update(len(paths[lo : lo + batch_size]))
         bar.close()
+        if not records:  # raised inside: the staged folder is dropped, out_dir kept as it was
+            raise NothingEstimatedError(_nothing_message(skipped, out_dir), skipped)
         _finish(tmp, records, panels, skipped, box=box, side=side, steps=refine_steps,
                 checkpoint=checkpoint, size=net.image_size, wall_s=time.time() - start)  # fmt: skip
     return _summary_of(out_dir)
@@ -301,10 +351,9 @@ def _projector(net):
 
 
 def _finish(tmp, records, panels, skipped, **summary_kw):
-    if records:
-        _save_records(tmp, records)
-        names = [os.path.basename(r["image_file"]) for r in records[:24]]
-        viz.save_png(os.path.join(tmp, "contact_sheet.png"), viz.contact_sheet(panels[:24], names))
+    _save_records(tmp, records)
+    names = [os.path.basename(r["image_file"]) for r in records[:24]]
+    viz.save_png(os.path.join(tmp, "contact_sheet.png"), viz.contact_sheet(panels[:24], names))
     summary = _summary(records, skipped, **summary_kw)
     with open(os.path.join(tmp, "summary.json"), "w") as f:
         json.dump(_json_safe(summary), f, indent=1, allow_nan=False)

@@ -10,6 +10,8 @@
   white, 16/32-bit integer and float images rescaled (see ``_rescaled``). Anything else, and any
   decoder failure (truncated data, ``MemoryError``, Pillow's decompression-bomb guard), is a
   ``PhotoError`` naming the file, which ``hand_jax.estimate.job`` reports and skips.
+  ``image_extensions`` are the file name endings of those formats (what a folder of photos is
+  searched for).
 - ``photo_box``: the square the network sees. With a box ``(x, y, w, h)`` (pixels, the hand's
   bounding box) the square is centred on it with side ``max(w, h) * (1 + 2 * margin)``, as the
   training crops were cut around the labelled hand (``hand_jax.data.crop.keypoint_box``);
@@ -51,17 +53,18 @@ class PhotoError(ValueError):
     """An input image that cannot be used; the message names the file."""
 
 
-def _require_regular_file(path: str) -> None:
-    """Refuse a missing path or one that is not a regular file, without opening it."""
+def _require_regular_file(path: str) -> int:
+    """Refuse a missing path or one that is not a regular file, without opening it; its bytes."""
     try:
-        mode = os.stat(path).st_mode
+        info = os.stat(path)
     except FileNotFoundError as e:
         raise PhotoError(f"{path}: no such file") from e
     except OSError as e:
         raise PhotoError(f"{path}: cannot be read ({type(e).__name__}: {e})") from e
-    if not stat.S_ISREG(mode):
-        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO, socket or device"
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO, socket or device"
         raise PhotoError(f"{path}: not a regular file ({kind}); expected an image file")
+    return info.st_size
 
 
 def _check_size(image: Image.Image, path: str, max_pixels: int) -> None:
@@ -132,6 +135,16 @@ def _registered() -> dict:
     return Image.OPEN
 
 
+def _formats() -> list[str]:
+    return [f for f in FORMATS if f in _registered()]
+
+
+def image_extensions() -> frozenset[str]:
+    """Lower-case file name endings (``".jpg"``, ...) of the formats ``read_photo`` reads."""
+    formats = set(_formats())
+    return frozenset(e for e, f in Image.registered_extensions().items() if f in formats)
+
+
 def read_photo(path: str, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image file as [H, W, 3] uint8 RGB, upright (see the module docstring).
 
@@ -144,9 +157,9 @@ def read_photo(path: str, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
       PhotoError: naming the file, for a missing, non-regular, unreadable, over-budget or too
         small (< 8 px) image, and for any decoder failure (``MemoryError`` included).
     """
-    _require_regular_file(path)
+    num_bytes = _require_regular_file(path)
     try:
-        with Image.open(path, formats=[f for f in FORMATS if f in _registered()]) as image:
+        with Image.open(path, formats=_formats()) as image:
             _check_size(image, path, max_pixels)
             return _decode(image, path)
     except PhotoError:
@@ -155,6 +168,13 @@ def read_photo(path: str, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise PhotoError(f"{path}: over Pillow's decompression-bomb limit ({e})") from e
     except MemoryError as e:
         raise PhotoError(f"{path}: out of memory while decoding it") from e
+    except Image.UnidentifiedImageError as e:  # its own message repeats the path
+        what = (
+            "an empty file"
+            if num_bytes == 0
+            else "contents not recognised as " + ", ".join(_formats())
+        )
+        raise PhotoError(f"{path}: not a readable image ({what})") from e
     except Exception as e:  # Pillow raises many types for undecodable files
         raise PhotoError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
 

@@ -10,7 +10,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from hand_jax import mesh_io
+from hand_jax import mesh_io, outputs
 from hand_jax.estimate import job
 from tests.estimate.test_core import tiny_network
 
@@ -102,14 +102,18 @@ def test_command_on_the_shipped_samples(tmp_path):
     cmd = [sys.executable, "-m", "launch.estimate", f"--out_dir={out}", "--refine_steps=2",
            f"--images={SAMPLES}/sample_[01].png", "--num_animations=1",
            "--progress=false"]  # fmt: skip
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    env = dict(os.environ, HAND_JAX_CACHE=str(tmp_path / "cache"))
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "2 images" in res.stdout
     for name in ("contact_sheet.png", "estimates.npz", "estimates.json", "summary.json"):
         assert (out / name).is_file(), name
     assert len(os.listdir(out / "overlays")) == 2 and len(os.listdir(out / "animations")) == 1
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert len(os.listdir(tmp_path / "cache")) > 10  # every compiled program, for the next run
+    assert "Unable to initialize backend" not in res.stderr  # jax's probe of absent backends
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert res.returncode != 0 and "not empty" in res.stderr
+    assert res.stderr.strip().count("\n") == 0 and "Traceback" not in res.stderr
 
 
 def test_an_out_dir_holding_the_photos_is_refused_before_any_work(tmp_path, net, inputs):
@@ -134,21 +138,35 @@ def test_numeric_arguments_are_checked_before_any_compute(tmp_path, inputs, kwar
 
 
 def test_a_box_outside_the_image_is_skipped_naming_it(tmp_path, net, inputs):
-    summary = job.run(paths=inputs[1:3], out_dir=str(tmp_path / "o"), checkpoint=net,
-                      box=(5000.0, 5000.0, 40.0, 40.0), refine_steps=0, num_animations=0,
-                      progress=False)  # fmt: skip
-    assert summary["num_images"] == 0 and len(summary["skipped"]) == 2
-    assert all("outside" in r and p in r for p, r in summary["skipped"].items())
+    # Every image skipped: an error naming why, and a previous out_dir kept as it was.
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")
+    (out / outputs.OWNED).write_text('["summary.json"]')
+    with pytest.raises(job.NothingEstimatedError, match="all 2 skipped .*outside") as info:
+        job.run(paths=inputs[1:3], out_dir=str(out), checkpoint=net, overwrite=True,
+                box=(5000.0, 5000.0, 40.0, 40.0), refine_steps=0, num_animations=0,
+                progress=False)  # fmt: skip
+    assert len(info.value.skipped) == 2
+    assert all("outside" in r and p in r for p, r in info.value.skipped.items())
+    assert sorted(os.listdir(out)) == sorted(["summary.json", outputs.OWNED])
+    assert (out / "summary.json").read_text() == "{}"
 
 
-def test_non_finite_estimates_are_skipped_and_the_json_stays_json(tmp_path, net, inputs):
+def test_non_finite_estimates_are_skipped_and_nothing_is_written(tmp_path, net, inputs):
     import jax
 
     bad = net._replace(variables=jax.tree.map(lambda x: x * float("nan"), net.variables))
     out = tmp_path / "o"
-    summary = job.run(paths=inputs[1:3], out_dir=str(out), checkpoint=bad, refine_steps=2,
-                      num_animations=0, progress=False)  # fmt: skip
-    assert summary["num_images"] == 0
-    assert all("not finite" in r for r in summary["skipped"].values())
-    assert os.listdir(out / "meshes") == []
-    json.loads((out / "summary.json").read_text())  # strict JSON: no NaN tokens
+    with pytest.raises(job.NothingEstimatedError, match="not finite") as info:
+        job.run(paths=inputs[1:3], out_dir=str(out), checkpoint=bad, refine_steps=2,
+                num_animations=0, progress=False)  # fmt: skip
+    assert all("not finite" in r for r in info.value.skipped.values())
+    assert not out.exists()
+
+
+def test_json_files_are_strict_json():
+    nan, inf = float("nan"), float("inf")
+    value = {"a": [nan, 1.0], "b": np.array([inf, 2.0]), "c": (np.float64(nan),), "d": "x"}
+    text = json.dumps(job._json_safe(value), allow_nan=False)  # raises on any NaN left
+    assert json.loads(text) == {"a": [None, 1.0], "b": [None, 2.0], "c": [None], "d": "x"}
