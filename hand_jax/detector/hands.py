@@ -22,7 +22,7 @@ import numpy as np
 
 from hand_jax.detector import landmarks, palm, rois, shipped
 from hand_jax.detector.crops import warp_affine
-from hand_jax.detector.graph import Graph, run_graph
+from hand_jax.detector.graph import Graph, default_micro_batch, run_graph_chunked
 
 __all__ = ["Detector", "HandDetection", "detect_hands", "load_detector", "make_detect_fn"]
 
@@ -61,9 +61,9 @@ def load_detector(*, variant: str = "full", model_dir: str | None = None) -> Det
     return Detector(*palm_net, *landmark_net)
 
 
-def _palms(graph, weights, anchors, images, image_hw, *, max_hands: int):
+def _palms(graph, weights, anchors, images, image_hw, *, max_hands: int, micro_batch):
     """[B] letterboxed inputs -> rois [B, M, 4], scores [B, M], valid [B, M]."""
-    out = run_graph(graph, weights, images)
+    out = run_graph_chunked(graph, weights, images, micro_batch=micro_batch)
 
     def one(raw_boxes, raw_scores, hw):
         boxes, keypoints, scores = palm.decode_boxes(raw_boxes, raw_scores, anchors)
@@ -82,10 +82,18 @@ class DetectFns(NamedTuple):
 
 
 def make_detect_fn(detector: Detector, *, max_hands: int = 2) -> DetectFns:
-    """Compile the two network stages, weights bound (``max_hands`` palms per photograph)."""
+    """Compile the two network stages, weights bound (``max_hands`` palms per photograph).
+
+    The networks run a few images at a time on CPU (``graph.default_micro_batch``).
+    """
     anchors = jnp.asarray(palm.ssd_anchors())
-    palms = jax.jit(functools.partial(_palms, detector.palm_graph, max_hands=max_hands))
-    marks = jax.jit(functools.partial(landmarks.network_outputs, detector.landmark_graph))
+    micro = default_micro_batch()
+    palms = jax.jit(
+        functools.partial(_palms, detector.palm_graph, max_hands=max_hands, micro_batch=micro)
+    )
+    marks = jax.jit(
+        functools.partial(landmarks.network_outputs, detector.landmark_graph, micro_batch=micro)
+    )
     return DetectFns(
         lambda images, hw: palms(detector.palm_weights, anchors, images, hw),
         lambda crops: marks(detector.landmark_weights, crops),

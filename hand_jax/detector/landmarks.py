@@ -24,7 +24,7 @@ import numpy as np
 
 from hand_jax.detector import rois
 from hand_jax.detector.crops import warp_affine
-from hand_jax.detector.graph import Graph, run_graph
+from hand_jax.detector.graph import Graph, run_graph_chunked
 
 __all__ = ["CROP_SIZE", "HandLandmarks", "is_left", "roi_affine", "crop_rois", "run_landmarks"]
 
@@ -57,9 +57,12 @@ def crop_rois(image, rois, *, size: int = CROP_SIZE) -> np.ndarray:
                                  border="replicate") for r in np.asarray(rois)])  # fmt: skip
 
 
-def network_outputs(graph: Graph, weights: dict, crops):
-    """Run the landmark network: crop-pixel keypoints [B, 21, 3], world [B, 21, 3], scores."""
-    out = run_graph(graph, weights, crops)
+def network_outputs(graph: Graph, weights: dict, crops, *, micro_batch: int | None = None):
+    """Run the landmark network: crop-pixel keypoints [B, 21, 3], world [B, 21, 3], scores.
+
+    ``micro_batch``: images per step (``graph.run_graph_chunked``; None: all at once).
+    """
+    out = run_graph_chunked(graph, weights, crops, micro_batch=micro_batch)
     batch = crops.shape[0]
     return (
         out["Identity"].reshape(batch, 21, 3), out["Identity_3"].reshape(batch, 21, 3),

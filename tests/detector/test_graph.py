@@ -58,11 +58,11 @@ def _conv_reference(x, w, b, stride, act):
     return np.clip(out, 0, 6) if act == "RELU6" else out
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-def test_conv_same_padding_and_relu6_equal_loops(stride):
+@pytest.mark.parametrize("stride,kernel", [(1, 3), (2, 3), (1, 1), (2, 1)])
+def test_conv_same_padding_and_relu6_equal_loops(stride, kernel):
     rng = np.random.default_rng(stride)
     x = rng.normal(size=(2, 6, 7, 3)).astype(np.float32)
-    w = rng.normal(size=(4, 3, 3, 3)).astype(np.float16)
+    w = rng.normal(size=(4, kernel, kernel, 3)).astype(np.float16)
     b = rng.normal(size=4).astype(np.float16)
     options = dict(stride_h=stride, stride_w=stride, dilation_h=1, dilation_w=1, padding="SAME")
     op = _op("CONV_2D", ["x", "w", "b"], activation="RELU6", **options)
@@ -157,3 +157,24 @@ def test_depthwise_equals_a_grouped_convolution(padding, stride, dilation):
         dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=4,
     )  # fmt: skip
     np.testing.assert_allclose(_run(op, x, {"w": w}), np.asarray(ref), atol=1e-5)
+
+
+def test_chunked_run_equals_one_batch():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(5, 4, 4, 2)).astype(np.float32)
+    options = dict(stride_h=1, stride_w=1, dilation_h=1, dilation_w=1, padding="SAME")
+    ops = (
+        Op(
+            "CONV_2D",
+            ("x", "w", "b"),
+            "y",
+            tuple(sorted(dict(activation="RELU", **options).items())),
+        ),
+        Op("MEAN", ("y",), "z", (("axes", (1, 2)), ("keep_dims", False))),
+    )
+    g = Graph("x", (4, 4, 2), ops, (("out", "z"),))
+    weights = {"w": rng.normal(size=(3, 1, 1, 2)).astype(np.float32), "b": np.ones(3, np.float32)}
+    whole = graph.run_graph(g, weights, x)["out"]
+    for micro in (1, 2, 5, None):  # 2 leaves a remainder of one image
+        part = graph.run_graph_chunked(g, weights, x, micro_batch=micro)["out"]
+        np.testing.assert_allclose(np.asarray(part), np.asarray(whole), atol=1e-5)
