@@ -4,6 +4,12 @@
     python -m launch.estimate --images=photos,more/hand.png --out_dir=out/mine
     python -m launch.estimate --images=hand.png --box=120,80,200,220 --side=left \
         --out_dir=out/left --refine_steps=50
+    python -m launch.estimate --images=hand.png --evidence=network --out_dir=out/paper
+
+By default the ported MediaPipe Hands detector finds up to ``--max_hands`` hands anywhere in each
+photograph, tells left from right, and gives the refinement its 2D and 3D landmarks
+(``hand_jax.estimate.detected``); ``--evidence=network`` is the paper's test time instead (the
+network's own evidence on the box or the centred square).
 
 ``--images`` takes comma-separated files, folders (the image files directly inside, by their
 extension) and globs; without it the sample photographs that ship with the package are used
@@ -32,8 +38,19 @@ _IMAGES = flags.DEFINE_string(
 )  # fmt: skip
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Output directory.", required=True)
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Run or model dir (default: shipped model).")
-_BOX = flags.DEFINE_string("box", None, "x,y,w,h: the hand's box in pixels (default: centred).")
-_SIDE = flags.DEFINE_enum("side", "right", ["right", "left"], "Which hand the images show.")
+_BOX = flags.DEFINE_string(
+    "box", None, "x,y,w,h: the hand's box in pixels (default: found by the detector; with "
+    "--evidence=network, the centred square)."
+)  # fmt: skip
+_SIDE = flags.DEFINE_enum(
+    "side", None, ["right", "left"], "Which hand the images show (default: the detector's "
+    "handedness per hand; with --evidence=network, right)."
+)  # fmt: skip
+_EVIDENCE = flags.DEFINE_enum(
+    "evidence", "detector", list(job.EVIDENCE), "Refinement evidence: the detector's landmarks "
+    "or the network's own fE2D (the paper's test time)."
+)  # fmt: skip
+_MAX_HANDS = flags.DEFINE_integer("max_hands", 2, "Most hands per photograph (detector).")
 _STEPS = flags.DEFINE_integer("refine_steps", core.DEFAULT_STEPS, "Refinement steps (0: none).")
 _MANO_PATH = flags.DEFINE_string("mano_path", None, "Hand model the network was trained with.")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Images per compiled call.")
@@ -87,7 +104,8 @@ def main(argv):
         paths=paths, out_dir=_OUT_DIR.value, checkpoint=_CHECKPOINT.value, side=_SIDE.value,
         refine_steps=_STEPS.value, mano_path=_MANO_PATH.value, batch_size=_BATCH.value,
         num_animations=_ANIMATIONS.value, overwrite=_OVERWRITE.value, fov_deg=_FOV.value,
-        intrinsics=_intrinsics(_INTRINSICS.value),
+        intrinsics=_intrinsics(_INTRINSICS.value), evidence=_EVIDENCE.value,
+        max_hands=_MAX_HANDS.value,
     )  # fmt: skip
     try:
         job.check_run(**kw)
@@ -102,7 +120,7 @@ def main(argv):
     except job.NothingEstimatedError as err:
         _fail(err)
     print(
-        f"{summary['num_images']} images -> {_OUT_DIR.value} ({summary['crop']}; "
+        f"{summary['num_images']} hands -> {_OUT_DIR.value} ({summary['crop']}; "
         f"{len(summary['skipped'])} skipped; {summary['wall_s']:.1f} s)"
     )
 

@@ -24,7 +24,10 @@ from hand_jax.detector import landmarks, palm, rois, shipped
 from hand_jax.detector.crops import warp_affine
 from hand_jax.detector.graph import Graph, default_micro_batch, run_graph_chunked
 
-__all__ = ["Detector", "HandDetection", "detect_hands", "load_detector", "make_detect_fn"]
+__all__ = [
+    "Detector", "HandDetection", "detect_hands", "find_regions", "load_detector", "make_detect_fn",
+    "read_regions",
+]  # fmt: skip
 
 PALM_SIZE = palm.PALM_INPUT_SIZE
 MIN_PRESENCE = 0.5
@@ -139,23 +142,11 @@ def _read(fns: DetectFns, images, rois_per_image, size: int):
     return pairs, results
 
 
-def detect_hands(
-    fns: DetectFns, images, *, batch_size: int = 8, second_pass: bool = True,
-    min_presence: float = MIN_PRESENCE, whole_frame: bool = True,
-) -> list[list[HandDetection]]:  # fmt: skip
-    """Find the hands in each photograph.
+def find_regions(fns: DetectFns, images, *, batch_size: int = 8, whole_frame: bool = True):
+    """Per photograph, the palm detector's hand regions as ``(roi [4], palm score)`` pairs.
 
-    Args:
-      fns: ``make_detect_fn``'s compiled stages.
-      images: sequence of [H, W, 3] uint8 (or float in [0, 1]) photographs.
-      batch_size: photographs per palm call and crops per landmark call (static).
-      second_pass: re-read each hand from the region its first landmarks give.
-      min_presence: the landmark network's presence score a hand needs.
-      whole_frame: where no palm is found, read the whole picture as one region (a photograph
-        already cropped to the hand, which is too large for the palm detector's anchors).
-
-    Returns:
-      Per photograph, its hands in decreasing palm score.
+    ``whole_frame``: where no palm is found, the whole picture is one region (score 0): a
+    photograph already cropped to the hand is too large for the palm detector's anchors.
     """
     found = [[] for _ in images]
     for start in range(0, len(images), batch_size):
@@ -167,16 +158,59 @@ def detect_hands(
             found[start + k] = [(roi[k, m], float(score[k, m])) for m in np.flatnonzero(valid[k])]
             if whole_frame and not found[start + k]:
                 found[start + k] = [(_whole_frame(image.shape[:2]), 0.0)]
-    first = [[r for r, _ in hands] for hands in found]
-    pairs, results = _read(fns, images, first, batch_size)
+    return found
+
+
+def read_regions(
+    fns: DetectFns, images, regions, *, batch_size: int = 8, second_pass: bool = True,
+    min_presence: float = MIN_PRESENCE, palm_scores=None,
+) -> list[list[HandDetection]]:  # fmt: skip
+    """Read a hand in each region: per photograph its hands (presence >= ``min_presence``).
+
+    Args:
+      fns: ``make_detect_fn``'s compiled stages.
+      images: sequence of [H, W, 3] photographs.
+      regions: per photograph a list of [4] regions (x, y, side, rotation), pixels.
+      batch_size: crops per landmark call (static).
+      second_pass: re-read each hand from the region its first landmarks give.
+      min_presence: the landmark network's presence score a hand needs.
+      palm_scores: per photograph the regions' palm scores (default 0).
+    """
+    pairs, results = _read(fns, images, regions, batch_size)
     if second_pass:
         again = [[] for _ in images]
         for (i, _), (kp, *_rest) in zip(pairs, results, strict=True):
             again[i].append(np.asarray(rois.landmarks_to_roi(kp).to_array()))
         pairs, results = _read(fns, images, again, batch_size)
+    scores = palm_scores or [[0.0] * len(r) for r in regions]
+    flat_scores = iter(s for ss in scores for s in ss)
     hands = [[] for _ in images]
-    scores = iter(s for hs in found for _, s in hs)
-    for (i, r), (kp, world, presence, right), s in zip(pairs, results, scores, strict=True):
+    for (i, r), (kp, world, presence, right), s in zip(pairs, results, flat_scores, strict=True):
         if presence >= min_presence:
             hands[i].append(HandDetection(r, s, kp, world, float(presence), float(right)))
     return hands
+
+
+def detect_hands(
+    fns: DetectFns, images, *, batch_size: int = 8, second_pass: bool = True,
+    min_presence: float = MIN_PRESENCE, whole_frame: bool = True,
+) -> list[list[HandDetection]]:  # fmt: skip
+    """Find the hands in each photograph: ``find_regions`` then ``read_regions``.
+
+    Args:
+      fns: ``make_detect_fn``'s compiled stages.
+      images: sequence of [H, W, 3] uint8 (or float in [0, 1]) photographs.
+      batch_size: photographs per palm call and crops per landmark call (static).
+      second_pass: re-read each hand from the region its first landmarks give.
+      min_presence: the landmark network's presence score a hand needs.
+      whole_frame: where no palm is found, read the whole picture as one region.
+
+    Returns:
+      Per photograph, its hands in decreasing palm score.
+    """
+    found = find_regions(fns, images, batch_size=batch_size, whole_frame=whole_frame)
+    return read_regions(
+        fns, images, [[r for r, _ in f] for f in found], batch_size=batch_size,
+        second_pass=second_pass, min_presence=min_presence,
+        palm_scores=[[s for _, s in f] for f in found],
+    )  # fmt: skip

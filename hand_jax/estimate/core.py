@@ -122,16 +122,19 @@ def network_evidence(outputs: dict, *, mask_size: int, confidence_floor: float =
 
 
 def _check_evidence(evidence, batch: int, mask_size: int) -> refine.Evidence:
-    """Given evidence as float32 arrays of the shapes the compiled program expects."""
+    """Given evidence as float32 arrays of the shapes the compiled program expects (3D keypoints
+    and their confidences optional)."""
     want = {"keypoints_2d": (batch, 21, 2), "confidence": (batch, 21),
             "mask": (batch, mask_size, mask_size)}  # fmt: skip
     if evidence.K is not None:
         raise ValueError("evidence: pass the crops' intrinsics as estimate(..., K=K), not in it")
+    optional = {"keypoints_3d": (batch, 21, 3), "confidence_3d": (batch, 21)}
+    want.update({k: v for k, v in optional.items() if getattr(evidence, k, None) is not None})
     for key, shape in want.items():
         value = getattr(evidence, key)
         if tuple(value.shape) != shape:
             raise ValueError(f"evidence.{key}: expected shape {shape}, got {tuple(value.shape)}")
-    return refine.Evidence(*(jnp.asarray(getattr(evidence, k), jnp.float32) for k in want))
+    return refine.Evidence(**{k: jnp.asarray(getattr(evidence, k), jnp.float32) for k in want})
 
 
 def _check_intrinsics(K, runtime, batch: int):

@@ -39,7 +39,8 @@ import numpy as np
 from tqdm import tqdm
 
 from hand_jax import mesh_io, outputs
-from hand_jax.estimate import core, photos, viz
+from hand_jax.detector import hands as hands_lib
+from hand_jax.estimate import core, detected, photos, viz
 from hand_jax.estimate import inputs as inputs_lib
 from hand_jax.geometry import rotations
 from hand_jax.models import dhpe
@@ -47,6 +48,11 @@ from hand_jax.network import forward
 
 GIF_FRAMES = 16
 MAX_BATCH = 1024  # images per compiled call
+MAX_HANDS = 16  # hands per photograph
+EVIDENCE = ("detector", "network")
+# Refinement against the detector's evidence (benchmarks/detector_refine.py, BUILD.md
+# "Photographs"): 2D landmarks and world landmarks, no silhouette (there is no mask evidence).
+DETECTOR_WEIGHTS = {"keypoints": 1.0, "keypoints_3d": 1.0, "silhouette": 0.0, "proximity": 1e-2}
 
 
 class NothingEstimatedError(RuntimeError):
@@ -105,8 +111,9 @@ def _pictures(e, i, item, faces, settings, *, animate: bool):
         f"{item['name']}  ({item['side']} hand; energy {float(e.energy_before[i]):.4f} -> "
         f"{float(e.energy_after[i]):.4f})"
     )
+    source = "detector evidence" if "evidence" in item else "network evidence"
     panel = viz.overlay(item["photo_view"], item["square_view"], item["crop"], evidence, before,
-                        after, title=title)  # fmt: skip
+                        after, title=title, evidence_name=source)  # fmt: skip
     frames = None
     if animate and e.trajectory is not None and e.trajectory.shape[1]:
         steps = e.trajectory.shape[1]
@@ -119,11 +126,15 @@ def _pictures(e, i, item, faces, settings, *, animate: bool):
     return panel, after, frames
 
 
-def _check_args(paths, side, batch_size, num_animations, refine_steps):
+def _check_args(paths, side, batch_size, num_animations, refine_steps, evidence, max_hands):
     if not paths:
         raise ValueError("images: no input files (check the path or glob)")
-    if side not in ("right", "left"):
-        raise ValueError(f"side: expected 'right' or 'left', got {side!r}")
+    if side not in (None, "right", "left"):
+        raise ValueError(f"side: expected None (the detector's), 'right' or 'left', got {side!r}")
+    if evidence not in EVIDENCE:
+        raise ValueError(f"evidence: expected one of {EVIDENCE}, got {evidence!r}")
+    if not (isinstance(max_hands, int) and 1 <= max_hands <= MAX_HANDS):
+        raise ValueError(f"max_hands: expected an int in 1..{MAX_HANDS}, got {max_hands!r}")
     core.check_steps(refine_steps)
     if not 1 <= batch_size <= MAX_BATCH or num_animations < 0:
         raise ValueError(f"batch_size in 1..{MAX_BATCH} and num_animations >= 0, got "
@@ -161,6 +172,8 @@ def _record(e, i, item, settings, size):
     )
     rec["energy_before"], rec["energy_after"] = float(e.energy_before[i]), float(e.energy_after[i])
     rec["has_evidence"] = bool(e.usable[i])
+    for key, value in item.get("detection", {}).items():
+        rec[f"detector_{key}"] = np.asarray(value, np.float64)
     return rec
 
 
@@ -174,16 +187,22 @@ def _save_records(out_dir, records):
         json.dump(_json_safe(records), f, indent=1, allow_nan=False)
 
 
-def _summary(records, skipped, *, side, box, steps, checkpoint, size, wall_s) -> dict:
+def _summary(records, skipped, *, side, box, steps, checkpoint, size, wall_s, evidence) -> dict:
     if isinstance(checkpoint, str):
         source = checkpoint
     else:
         source = "shipped model" if checkpoint is None else "in-memory network"
     energies = {k: [r[k] for r in records] for k in ("energy_before", "energy_after")}
+    if evidence == "detector":
+        crop = "the box of the detector's landmarks enlarged by the training margin"
+    elif box:
+        crop = "the given box enlarged by the training margin"
+    else:
+        crop = "the largest centred square of each image"
     return {
-        "num_images": len(records), "skipped": skipped, "side": side,
-        "crop": "the given box enlarged by the training margin" if box
-                else "the largest centred square of each image",
+        "num_images": len(records), "num_hands": len(records), "skipped": skipped,
+        "side": side or ("per hand, from the detector" if evidence == "detector" else "right"),
+        "evidence": evidence, "crop": crop,
         "box": list(box) if box else None, "refine_steps": steps, "checkpoint": source,
         "network_input_px": size, "wall_s": round(wall_s, 2),
         **{f"mean_{k}": float(np.mean(v)) if v else None for k, v in energies.items()},
@@ -191,12 +210,18 @@ def _summary(records, skipped, *, side, box, steps, checkpoint, size, wall_s) ->
 
 
 def _batch_of(items, batch_size: int, devices: int, last: bool):
-    """Crops [B, S, S, 3] and intrinsics [B, 3, 3] of a chunk, padded by repeating its last item:
-    to ``batch_size`` (one compiled shape), or for the last chunk only to the device count."""
+    """Crops [B, S, S, 3], intrinsics [B, 3, 3] and the detector's evidence (or None) of a
+    chunk, padded by repeating its last item: to ``batch_size`` (one compiled shape), or for the
+    last chunk only to the device count."""
     n = len(items)
     rows = -(-n // devices) * devices if last else batch_size
     pick = [items[min(i, n - 1)] for i in range(rows)]
-    return np.stack([it["crop"] for it in pick]), np.stack([it["K"] for it in pick])
+    evidence = None
+    if "evidence" in items[0]:
+        fields = items[0]["evidence"]
+        evidence = core.refine.Evidence(**{k: np.stack([it["evidence"][k] for it in pick])
+                                           for k in fields})  # fmt: skip
+    return np.stack([it["crop"] for it in pick]), np.stack([it["K"] for it in pick]), evidence
 
 
 def _finite(e, i) -> bool:
@@ -222,8 +247,8 @@ def _json_safe(value):
 def _process_chunk(tmp, estimate, items, ctx: dict, *, last: bool):
     """Estimate one chunk and write its examples; returns (records, panels, skipped)."""
     net = estimate.network
-    crops, Ks = _batch_of(items, ctx["batch_size"], net.mesh.size, last)
-    e = jax.device_get(estimate(crops, K=Ks))
+    crops, Ks, evidence = _batch_of(items, ctx["batch_size"], net.mesh.size, last)
+    e = jax.device_get(estimate(crops, evidence=evidence, K=Ks))
     records, panels, skipped = [], [], {}
     for i, item in enumerate(items):
         if not _finite(e, i):
@@ -243,10 +268,11 @@ def _given(paths, checkpoint, mano_path) -> list:
 
 
 def check_run(
-    *, paths, out_dir: str, checkpoint=None, side: str = "right",
+    *, paths, out_dir: str, checkpoint=None, side: str | None = None,
     refine_steps: int = core.DEFAULT_STEPS, mano_path=None, batch_size: int = 8,
     num_animations: int = 2, overwrite: bool = False,
-    fov_deg: float = inputs_lib.DEFAULT_FOV_DEG, intrinsics=None,
+    fov_deg: float = inputs_lib.DEFAULT_FOV_DEG, intrinsics=None, evidence: str = "detector",
+    max_hands: int = 2,
 ) -> None:  # fmt: skip
     """Refuse what ``run`` would refuse before any work; the arguments are ``run``'s.
 
@@ -256,7 +282,7 @@ def check_run(
       FileExistsError, NotADirectoryError: an ``out_dir`` that is a file, or non-empty without
         ``overwrite`` (``hand_jax.outputs.check_out_dir``).
     """
-    _check_args(paths, side, batch_size, num_animations, refine_steps)
+    _check_args(paths, side, batch_size, num_animations, refine_steps, evidence, max_hands)
     inputs_lib.photo_intrinsics((1, 1), fov_deg=fov_deg, intrinsics=intrinsics)
     given = _given(paths, checkpoint, mano_path)
     outputs.check_out_dir(out_dir, overwrite=overwrite, inputs=given)
@@ -270,10 +296,11 @@ def _nothing_message(skipped: dict, out_dir: str) -> str:
 
 
 def run(
-    *, paths, out_dir: str, checkpoint: str | None = None, box=None, side: str = "right",
+    *, paths, out_dir: str, checkpoint: str | None = None, box=None, side: str | None = None,
     refine_steps: int = core.DEFAULT_STEPS, mano_path=None, batch_size: int = 8,
     num_animations: int = 2, overwrite: bool = False, progress: bool = True,
-    fov_deg: float = inputs_lib.DEFAULT_FOV_DEG, intrinsics=None,
+    fov_deg: float = inputs_lib.DEFAULT_FOV_DEG, intrinsics=None, evidence: str = "detector",
+    max_hands: int = 2,
 ) -> dict:  # fmt: skip
     """Estimate a hand mesh in every image of ``paths``; write ``out_dir`` (module docstring).
 
@@ -282,8 +309,10 @@ def run(
       out_dir: output folder (refused if non-empty unless ``overwrite``, or if it is, holds or
         lies inside an input).
       checkpoint: run or exported model (None: the shipped model), or a ``core.Network``.
-      box: (x, y, w, h) pixels, the hand's box in every image; None: the centred square.
-      side: ``"right"`` or ``"left"``.
+      box: (x, y, w, h) pixels, the hand's box in every image; None: the detector finds the
+        hands (network evidence: the centred square).
+      side: ``"right"`` or ``"left"`` for every hand; None: the detector's handedness (network
+        evidence: right).
       refine_steps: refinement steps (0: the network alone), at most ``core.MAX_STEPS``.
       mano_path: the hand model the network was trained with (None: embedded default hand).
       batch_size: images per compiled call, 1..``MAX_BATCH`` (the last batch is padded only to
@@ -293,6 +322,10 @@ def run(
       progress: show a progress bar.
       fov_deg: the photos' field of view across the longer side, degrees (perspective).
       intrinsics: (fx, fy, cx, cy) of every photo, pixels (overrides ``fov_deg``).
+      evidence: ``"detector"`` (MediaPipe Hands' landmarks and world landmarks, found anywhere
+        in the photograph; ``hand_jax.estimate.detected``) or ``"network"`` (the network's own
+        fE2D evidence on one crop per image, the paper's test time).
+      max_hands: the most hands estimated per photograph (detector evidence).
 
     Returns:
       the summary written to ``summary.json``.
@@ -304,29 +337,31 @@ def run(
     check_run(paths=paths, out_dir=out_dir, checkpoint=checkpoint, side=side,
               refine_steps=refine_steps, mano_path=mano_path, batch_size=batch_size,
               num_animations=num_animations, overwrite=overwrite, fov_deg=fov_deg,
-              intrinsics=intrinsics)  # fmt: skip
+              intrinsics=intrinsics, evidence=evidence, max_hands=max_hands)  # fmt: skip
     camera = {"fov_deg": fov_deg, "intrinsics": intrinsics}
     given = _given(paths, checkpoint, mano_path)
     start = time.time()
     estimate = core.make_estimate_fn(
         checkpoint, refine_steps=refine_steps, return_trajectory=num_animations > 0,
-        mano_path=mano_path,
+        mano_path=mano_path, weights=DETECTOR_WEIGHTS if evidence == "detector" else None,
     )  # fmt: skip
     net = estimate.network
     ctx = {"batch_size": batch_size, "num_animations": num_animations, "animated": 0,
            "faces": np.asarray(net.consts.hand_model.faces),
            "project": _projector(net)}  # fmt: skip
-    read_kw = dict(box=box, margin=net.crop_margin, size=net.image_size, side=side, camera=camera)
+    read = _reader(evidence, net, box=box, side=side, camera=camera, max_hands=max_hands,
+                   batch_size=batch_size, mask_size=estimate.silhouette.size)  # fmt: skip
     records, panels, skipped = [], [], {}
     with outputs.staged_dir(out_dir, overwrite=overwrite, inputs=given) as tmp:
         for sub in ("overlays", "meshes", "animations"):
             os.makedirs(os.path.join(tmp, sub))
         bar = tqdm(total=len(paths), desc="estimate", unit="image", disable=not progress)
         for lo in range(0, len(paths), batch_size):
-            items, bad = inputs_lib.read_chunk(paths[lo : lo + batch_size], lo, **read_kw)
-            if items:
-                last = lo + batch_size >= len(paths)
-                recs, pans, bad2 = _process_chunk(tmp, estimate, items, ctx, last=last)
+            items, bad = read(paths[lo : lo + batch_size], lo)
+            for k in range(0, len(items), batch_size):  # several hands per photograph
+                last = lo + batch_size >= len(paths) and k + batch_size >= len(items)
+                part = items[k : k + batch_size]
+                recs, pans, bad2 = _process_chunk(tmp, estimate, part, ctx, last=last)
                 records, panels, bad = records + recs, panels + pans, {**bad, **bad2}
             for reason in bad.values():
                 tqdm.write(f"skipped {reason}")
@@ -336,8 +371,23 @@ def run(
         if not records:  # raised inside: the staged folder is dropped, out_dir kept as it was
             raise NothingEstimatedError(_nothing_message(skipped, out_dir), skipped)
         _finish(tmp, records, panels, skipped, box=box, side=side, steps=refine_steps,
-                checkpoint=checkpoint, size=net.image_size, wall_s=time.time() - start)  # fmt: skip
+                checkpoint=checkpoint, size=net.image_size, wall_s=time.time() - start,
+                evidence=evidence)  # fmt: skip
     return _summary_of(out_dir)
+
+
+def _reader(evidence, net, *, box, side, camera, max_hands, batch_size, mask_size):
+    """``read(paths, start) -> (items, skipped)`` for the job's evidence."""
+    common = dict(box=box, margin=net.crop_margin, size=net.image_size, camera=camera)
+    if evidence == "network":
+        return lambda paths, start: inputs_lib.read_chunk(
+            paths, start, side=side or "right", **common
+        )
+    fns = hands_lib.make_detect_fn(hands_lib.load_detector(), max_hands=max_hands)
+    return lambda paths, start: detected.read_chunk(
+        paths, start, detect_fns=fns, side=side, max_hands=max_hands, mask_size=mask_size,
+        batch_size=batch_size, **common,
+    )  # fmt: skip
 
 
 def _projector(net):

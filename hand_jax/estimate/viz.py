@@ -74,7 +74,10 @@ def _skeleton(ax, kp, colour, confidence=None):
     ax.scatter(kp[:, 0], kp[:, 1], s=10, c=colours, zorder=3)
 
 
-def overlay(photo, square, crop, evidence, before, after, *, title: str = "") -> np.ndarray:
+def overlay(
+    photo, square, crop, evidence, before, after, *, title: str = "",
+    evidence_name: str = "network evidence",
+) -> np.ndarray:  # fmt: skip
     """Four panels as [H, W, 3] uint8: photo with the crop square | 2D evidence (keypoints
     coloured by confidence, viridis; foreground probability tinted) | mesh before refinement |
     mesh after.
@@ -83,6 +86,7 @@ def overlay(photo, square, crop, evidence, before, after, *, title: str = "") ->
       photo: [H, W, 3] uint8; square: (u0, v0, side) pixels; crop: [S, S, 3] uint8 (as seen).
       evidence: (keypoints [21, 2] crop px, confidence [21], mask [M, M]).
       before, after: [D, D, 3] float images from ``mesh_on_crop``.
+      evidence_name: the second panel's title (whose evidence it shows).
     """
     size = crop.shape[0]
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.3), dpi=90)
@@ -92,12 +96,12 @@ def overlay(photo, square, crop, evidence, before, after, *, title: str = "") ->
     kp, conf, mask = evidence
     axes[1].imshow(crop, extent=(0, size, size, 0))
     tint = np.zeros(mask.shape + (4,), np.float32)
-    tint[..., 0], tint[..., 3] = 1.0, 0.45 * np.asarray(mask)
+    tint[..., 0], tint[..., 3] = 1.0, 0.45 * np.nan_to_num(np.asarray(mask))  # NaN: no mask
     axes[1].imshow(tint, extent=(0, size, size, 0))
     _skeleton(axes[1], np.asarray(kp), "#ffffff", confidence=np.asarray(conf))
     axes[2].imshow(before)
     axes[3].imshow(after)
-    names = ("input and crop", "network evidence", "network mesh", "refined mesh")
+    names = ("input and crop", evidence_name, "network mesh", "refined mesh")
     for ax, name in zip(axes, names, strict=True):
         ax.set_title(name, fontsize=9)
         ax.axis("off")

@@ -18,6 +18,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SAMPLES = os.path.join(ROOT, "hand_jax", "assets", "samples")
 
 
+def _run_network(**kwargs):
+    """The job with the network's own evidence (the detector's path: the README command test)."""
+    return job.run(evidence="network", **kwargs)
+
+
 @pytest.fixture(scope="module")
 def net():
     return tiny_network()
@@ -37,7 +42,7 @@ def inputs(tmp_path):
 
 def test_job_writes_every_file_and_skips_bad_images(tmp_path, net, inputs):
     out = tmp_path / "out"
-    summary = job.run(paths=inputs, out_dir=str(out), checkpoint=net, refine_steps=3,
+    summary = _run_network(paths=inputs, out_dir=str(out), checkpoint=net, refine_steps=3,
                       batch_size=2, num_animations=1, progress=False)  # fmt: skip
     assert summary["num_images"] == 3
     assert sorted(os.path.basename(p) for p in summary["skipped"]) == ["broken.png", "missing.png"]
@@ -64,7 +69,14 @@ def test_job_writes_every_file_and_skips_bad_images(tmp_path, net, inputs):
     assert est["keypoints_2d_network"].max() > 40  # not crop pixels
     # A non-empty out_dir is refused without overwrite, and is left as it was.
     with pytest.raises(FileExistsError, match="not empty"):
-        job.run(paths=inputs, out_dir=str(out), checkpoint=net, refine_steps=0, progress=False)
+        job.run(
+            evidence="network",
+            paths=inputs,
+            out_dir=str(out),
+            checkpoint=net,
+            refine_steps=0,
+            progress=False,
+        )
     assert sorted(os.listdir(out / "meshes")) == [f"{s}.obj" for s in stems]
 
 
@@ -73,8 +85,16 @@ def test_left_hand_is_the_mirror_of_the_right(tmp_path, net):
     iio.imwrite(tmp_path / "right.png", image)
     iio.imwrite(tmp_path / "left.png", image[:, ::-1])
     kw = dict(checkpoint=net, refine_steps=2, num_animations=0, progress=False)
-    job.run(paths=[str(tmp_path / "right.png")], out_dir=str(tmp_path / "r"), **kw)
-    job.run(paths=[str(tmp_path / "left.png")], out_dir=str(tmp_path / "l"), side="left", **kw)
+    job.run(
+        evidence="network", paths=[str(tmp_path / "right.png")], out_dir=str(tmp_path / "r"), **kw
+    )
+    job.run(
+        evidence="network",
+        paths=[str(tmp_path / "left.png")],
+        out_dir=str(tmp_path / "l"),
+        side="left",
+        **kw,
+    )
     r, left = np.load(tmp_path / "r" / "estimates.npz"), np.load(tmp_path / "l" / "estimates.npz")
     width = image.shape[1]
     want = r["keypoints_2d_refined"].copy()
@@ -105,9 +125,19 @@ def test_command_on_the_shipped_samples(tmp_path):
     env = dict(os.environ, HAND_JAX_CACHE=str(tmp_path / "cache"))
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "2 images" in res.stdout
+    assert "2 hands" in res.stdout
     for name in ("contact_sheet.png", "estimates.npz", "estimates.json", "summary.json"):
         assert (out / name).is_file(), name
+    # The README's command: the detector finds each hand and its landmarks pull the mesh.
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["evidence"] == "detector" and summary["num_hands"] == 2
+    records = json.loads((out / "estimates.json").read_text())
+    for rec in records:
+        assert rec["detector_presence"] >= 0.5 and rec["side"] == "right"
+        evidence, refined = (np.asarray(rec[f"keypoints_2d_{k}"]) for k in ("evidence", "refined"))
+        network = np.asarray(rec["keypoints_2d_network"])
+        fit, before = (np.linalg.norm(x - evidence, axis=-1).mean() for x in (refined, network))
+        assert fit < before  # two steps towards the detector's landmarks
     assert len(os.listdir(out / "overlays")) == 2 and len(os.listdir(out / "animations")) == 1
     assert len(os.listdir(tmp_path / "cache")) > 10  # every compiled program, for the next run
     assert "Unable to initialize backend" not in res.stderr  # jax's probe of absent backends
@@ -120,7 +150,14 @@ def test_an_out_dir_holding_the_photos_is_refused_before_any_work(tmp_path, net,
     folder = os.path.dirname(inputs[0])
     before = sorted(os.listdir(folder))
     with pytest.raises(ValueError, match="input"):
-        job.run(paths=inputs[:2], out_dir=folder, checkpoint=net, overwrite=True, progress=False)
+        job.run(
+            evidence="network",
+            paths=inputs[:2],
+            out_dir=folder,
+            checkpoint=net,
+            overwrite=True,
+            progress=False,
+        )
     assert sorted(os.listdir(folder)) == before
 
 
@@ -132,7 +169,7 @@ def test_an_out_dir_holding_the_photos_is_refused_before_any_work(tmp_path, net,
 )  # fmt: skip
 def test_numeric_arguments_are_checked_before_any_compute(tmp_path, inputs, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        job.run(paths=inputs[:1], out_dir=str(tmp_path / "o"), checkpoint="/no/such/model",
+        _run_network(paths=inputs[:1], out_dir=str(tmp_path / "o"), checkpoint="/no/such/model",
                 progress=False, **kwargs)  # fmt: skip
     assert not (tmp_path / "o").exists()
 
@@ -144,7 +181,7 @@ def test_a_box_outside_the_image_is_skipped_naming_it(tmp_path, net, inputs):
     (out / "summary.json").write_text("{}")
     (out / outputs.OWNED).write_text('["summary.json"]')
     with pytest.raises(job.NothingEstimatedError, match="all 2 skipped .*outside") as info:
-        job.run(paths=inputs[1:3], out_dir=str(out), checkpoint=net, overwrite=True,
+        _run_network(paths=inputs[1:3], out_dir=str(out), checkpoint=net, overwrite=True,
                 box=(5000.0, 5000.0, 40.0, 40.0), refine_steps=0, num_animations=0,
                 progress=False)  # fmt: skip
     assert len(info.value.skipped) == 2
@@ -159,7 +196,7 @@ def test_non_finite_estimates_are_skipped_and_nothing_is_written(tmp_path, net, 
     bad = net._replace(variables=jax.tree.map(lambda x: x * float("nan"), net.variables))
     out = tmp_path / "o"
     with pytest.raises(job.NothingEstimatedError, match="not finite") as info:
-        job.run(paths=inputs[1:3], out_dir=str(out), checkpoint=bad, refine_steps=2,
+        _run_network(paths=inputs[1:3], out_dir=str(out), checkpoint=bad, refine_steps=2,
                 num_animations=0, progress=False)  # fmt: skip
     assert all("not finite" in r for r in info.value.skipped.values())
     assert not out.exists()
