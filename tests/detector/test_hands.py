@@ -96,8 +96,13 @@ def _pictures():
 
 
 @functools.cache
+def _fns():
+    return hands.make_detect_fn(hands.load_detector())  # compiled once for both calls
+
+
+@functools.cache
 def _found(mirror: bool):
-    fns = hands.make_detect_fn(hands.load_detector())
+    fns = _fns()
     pictures = [p[:, ::-1] if mirror else p for p in _pictures()]
     return hands.detect_hands(fns, pictures, batch_size=8)
 
