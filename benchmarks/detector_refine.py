@@ -27,7 +27,7 @@ from absl import app, flags
 
 from hand_jax import camera, data
 from hand_jax.detector import hands
-from hand_jax.estimate import core, detected
+from hand_jax.estimate import core, detected, job
 from hand_jax.eval import metrics
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Synthetic dataset root.", required=True)
@@ -96,8 +96,10 @@ def _run(estimate, items, evidence: bool):
             })  # fmt: skip
         e = estimate(np.stack([it["crop"] for it in pad]), evidence=ev,
                      K=np.stack([it["K"] for it in pad]))  # fmt: skip
-        out.append(np.asarray(e.keypoints_3d)[: len(chunk)])
-    return np.concatenate(out)
+        out.append(
+            (np.asarray(e.keypoints_3d)[: len(chunk)], np.asarray(e.energy_after)[: len(chunk)])
+        )
+    return np.concatenate([o[0] for o in out]), np.concatenate([o[1] for o in out])
 
 
 def main(argv):
@@ -119,9 +121,10 @@ def main(argv):
     for name, steps, weights, evidence in _settings():
         start = time.perf_counter()
         estimate = core.make_estimate_fn(net, refine_steps=steps, weights=weights)
-        pred = _run(estimate, items, evidence)
-        rows.append(_row(name, _errors(pred, items, gt), good,
-                         wall_s=round(time.perf_counter() - start, 1)))  # fmt: skip
+        pred, energy = _run(estimate, items, evidence)
+        errors = _errors(pred, items, gt)
+        rows.append(_row(name, errors, good, wall_s=round(time.perf_counter() - start, 1),
+                         **_confidence_ranks(items, energy, errors)))  # fmt: skip
         print(rows[-1], flush=True)
     print(
         f"{len(keep)} of {len(samples)} pictures with a hand found; {int(good.sum())} where "
@@ -142,7 +145,19 @@ def main(argv):
                    "rows": rows}, f, indent=1)  # fmt: skip
 
 
+def _confidence_ranks(items, energy, errors) -> dict:
+    """Spearman rank correlation of ``job.hand_confidence`` with minus each error."""
+    from scipy.stats import spearmanr
+
+    conf = [job.hand_confidence(it["detection"]["presence"], float(e))
+            for it, e in zip(items, energy, strict=True)]  # fmt: skip
+    root, pa = errors
+    return {"confidence_rank_root_rel": float(spearmanr(conf, -root).correlation),
+            "confidence_rank_pa": float(spearmanr(conf, -pa).correlation)}  # fmt: skip
+
+
 def _settings():
+    yield "shipped (job.DETECTOR_WEIGHTS)", _STEPS.value, job.DETECTOR_WEIGHTS, True
     yield "network alone", 0, None, False
     yield "network evidence (default refinement)", _STEPS.value, None, False
     for entry in _GRID.value:

@@ -57,3 +57,13 @@ def test_side_given_overrides_the_detector():
 
 def test_a_user_box_becomes_an_upright_region_around_it():
     np.testing.assert_allclose(detected.box_region((10, 20, 40, 60)), [30, 50, 90, 0])
+
+
+def test_hand_confidence_falls_with_the_fit_energy_and_the_presence():
+    from hand_jax.estimate import job
+
+    assert job.hand_confidence(1.0, 0.0) == 1.0
+    assert job.hand_confidence(0.8, 0.0) == pytest.approx(0.8)
+    values = [job.hand_confidence(0.9, e) for e in (0.0, 0.05, 0.2, 1.0)]
+    assert all(a > b for a, b in zip(values, values[1:], strict=False)) and values[-1] > 0
+    assert job.hand_confidence(0.9, -1.0) == pytest.approx(0.9)  # a negative energy is no bonus

@@ -134,6 +134,7 @@ def test_command_on_the_shipped_samples(tmp_path):
     records = json.loads((out / "estimates.json").read_text())
     for rec in records:
         assert rec["detector_presence"] >= 0.5 and rec["side"] == "right"
+        assert 0.0 < rec["confidence"] <= rec["detector_presence"]
         evidence, refined = (np.asarray(rec[f"keypoints_2d_{k}"]) for k in ("evidence", "refined"))
         network = np.asarray(rec["keypoints_2d_network"])
         fit, before = (np.linalg.norm(x - evidence, axis=-1).mean() for x in (refined, network))
