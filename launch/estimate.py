@@ -28,7 +28,7 @@ import jax
 from absl import app, flags, logging
 
 from hand_jax import compile_cache
-from hand_jax.estimate import core, inputs, job, photos
+from hand_jax.estimate import box_file, core, inputs, job, photos
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "..", "hand_jax", "assets", "samples")
 
@@ -51,6 +51,10 @@ _EVIDENCE = flags.DEFINE_enum(
     "or the network's own fE2D (the paper's test time)."
 )  # fmt: skip
 _MAX_HANDS = flags.DEFINE_integer("max_hands", 2, "Most hands per photograph (detector).")
+_BOXES = flags.DEFINE_string(
+    "boxes", None, "A JSON or CSV file of hand boxes per image (image,x,y,w,h[,side]; "
+    "hand_jax/estimate/box_file.py); images without a box are searched."
+)  # fmt: skip
 _STEPS = flags.DEFINE_integer("refine_steps", core.DEFAULT_STEPS, "Refinement steps (0: none).")
 _MANO_PATH = flags.DEFINE_string("mano_path", None, "Hand model the network was trained with.")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Images per compiled call.")
@@ -109,6 +113,7 @@ def main(argv):
     )  # fmt: skip
     try:
         job.check_run(**kw)
+        boxes = box_file.read_boxes(_BOXES.value) if _BOXES.value else None
     except (ValueError, OSError) as err:
         _fail(err)
     cache = compile_cache.enable(
@@ -116,7 +121,7 @@ def main(argv):
     )
     logging.info("devices: %s; compilation cache: %s", jax.devices(), cache or "off")
     try:
-        summary = job.run(**kw, box=box, progress=_PROGRESS.value)
+        summary = job.run(**kw, box=box, boxes=boxes, progress=_PROGRESS.value)
     except job.NothingEstimatedError as err:
         _fail(err)
     print(

@@ -58,7 +58,7 @@ def _evidence(hand, square, *, size: int, mirror: bool, mask_size: int) -> dict:
 
 
 def hand_items(photo, path: str, index: int, found, *, margin, size, camera, side=None,
-               mask_size: int) -> list[dict]:  # fmt: skip
+               mask_size: int, sides=None) -> list[dict]:  # fmt: skip
     """Estimation items (``inputs.read_chunk``'s keys plus ``evidence``) for one photograph.
 
     Args:
@@ -68,13 +68,14 @@ def hand_items(photo, path: str, index: int, found, *, margin, size, camera, sid
       camera: ``photo_intrinsics`` keywords.
       side: None (the detector's handedness), or ``"right"``/``"left"`` for every hand.
       mask_size: the evidence mask side M (``core.evidence_mask_size``).
+      sides: None, or per hand its side or None (a boxes file's), before ``side``.
     """
     name = os.path.basename(path)
     base = outputs.safe_stem(os.path.splitext(name)[0], index)
     photo_K = photo_intrinsics(photo.shape, **camera)
     items = []
     for j, hand in enumerate(found):
-        hand_side = side or hand.side
+        hand_side = (sides[j] if sides else None) or side or hand.side
         mirror = hand_side == "left"
         square = photos.photo_box(photo.shape, landmark_box(hand.keypoints), margin=margin)
         u0, v0, s = square
@@ -92,24 +93,47 @@ def hand_items(photo, path: str, index: int, found, *, margin, size, camera, sid
     return items
 
 
-def find(detect_fns, photos_, *, box=None, max_hands: int, batch_size: int):
-    """Per photograph its ``HandDetection`` list (at most ``max_hands``); with ``box``, the hand
-    read in that box of every photograph (no palm detection)."""
-    if box is None:
-        found = hands_lib.detect_hands(detect_fns, photos_, batch_size=batch_size)
-    else:
-        regions = [[box_region(box)] for _ in photos_]
-        found = hands_lib.read_regions(detect_fns, photos_, regions, batch_size=batch_size)
-    return [sorted(f, key=lambda h: -h.presence)[:max_hands] for f in found]
+def find(detect_fns, photos_, *, box=None, given=None, max_hands: int, batch_size: int):
+    """Per photograph its ``HandDetection`` list.
+
+    A photograph with boxes (``given[k]``, a list of (x, y, w, h); or ``box`` for every one)
+    gets the hand read in each box, in order and whatever its presence score (the user says a
+    hand is there); the others are searched by the detector (at most ``max_hands``, most
+    present first).
+    """
+    n = len(photos_)
+    regions = [None] * n
+    for k in range(n):
+        if given is not None and given[k]:
+            regions[k] = [box_region(b) for b in given[k]]
+        elif box is not None:
+            regions[k] = [box_region(box)]
+    found = [None] * n
+    search = [k for k in range(n) if regions[k] is None]
+    if search:
+        res = hands_lib.detect_hands(
+            detect_fns, [photos_[k] for k in search], batch_size=batch_size
+        )
+        for k, f in zip(search, res, strict=True):
+            found[k] = sorted(f, key=lambda h: -h.presence)[:max_hands]
+    boxed = [k for k in range(n) if regions[k] is not None]
+    if boxed:
+        res = hands_lib.read_regions(detect_fns, [photos_[k] for k in boxed],
+                                     [regions[k] for k in boxed], batch_size=batch_size,
+                                     min_presence=0.0)  # fmt: skip
+        for k, f in zip(boxed, res, strict=True):
+            found[k] = f
+    return found
 
 
 def read_chunk(paths, start: int, *, detect_fns, box, side, margin, size, camera: dict,
-               max_hands: int, mask_size: int, batch_size: int):  # fmt: skip
+               max_hands: int, mask_size: int, batch_size: int, boxes=None):  # fmt: skip
     """Read image files and find their hands; return (items, skipped {path: reason}).
 
     The arguments are ``inputs.read_chunk``'s, plus the compiled detector (``detect_fns``), the
     most hands per photograph, the evidence mask side and the detector's batch size; ``side``
-    None takes each hand's side from the detector.
+    None takes each hand's side from the detector; ``boxes`` (``box_file.read_boxes``) gives
+    some photographs their hands' boxes and sides.
     """
     pictures, skipped = [], {}
     for index, path in enumerate(paths, start):
@@ -118,18 +142,23 @@ def read_chunk(paths, start: int, *, detect_fns, box, side, margin, size, camera
         except photos.PhotoError as err:
             skipped[path] = str(err)
             continue
-        if box is not None and not box_inside(box, photo.shape):
-            skipped[path] = (f"{path}: the box {tuple(box)} lies outside the "
+        entries = (boxes or {}).get(os.path.realpath(path), [])
+        outside = [b for b in ([box] if box is not None and not entries else [])
+                   + [b for b, _ in entries] if not box_inside(b, photo.shape)]  # fmt: skip
+        if outside:
+            skipped[path] = (f"{path}: the box {tuple(outside[0])} lies outside the "
                              f"{photo.shape[1]} x {photo.shape[0]} image")  # fmt: skip
             continue
-        pictures.append((index, path, photo))
-    found = find(detect_fns, [p for _, _, p in pictures], box=box, max_hands=max_hands,
+        pictures.append((index, path, photo, entries))
+    found = find(detect_fns, [p[2] for p in pictures], box=box,
+                 given=[[b for b, _ in p[3]] for p in pictures], max_hands=max_hands,
                  batch_size=batch_size) if pictures else []  # fmt: skip
     items = []
-    for (index, path, photo), hands_found in zip(pictures, found, strict=True):
+    for (index, path, photo, entries), hands_found in zip(pictures, found, strict=True):
         if not hands_found:
             skipped[path] = f"{path}: no hand found"
             continue
         items += hand_items(photo, path, index, hands_found, margin=margin, size=size,
-                            camera=camera, side=side, mask_size=mask_size)  # fmt: skip
+                            camera=camera, side=side, mask_size=mask_size,
+                            sides=[s for _, s in entries] or None)  # fmt: skip
     return items, skipped

@@ -314,7 +314,7 @@ def run(
     refine_steps: int = core.DEFAULT_STEPS, mano_path=None, batch_size: int = 8,
     num_animations: int = 2, overwrite: bool = False, progress: bool = True,
     fov_deg: float = inputs_lib.DEFAULT_FOV_DEG, intrinsics=None, evidence: str = "detector",
-    max_hands: int = 2,
+    max_hands: int = 2, boxes: dict | None = None,
 ) -> dict:  # fmt: skip
     """Estimate a hand mesh in every image of ``paths``; write ``out_dir`` (module docstring).
 
@@ -340,6 +340,9 @@ def run(
         in the photograph; ``hand_jax.estimate.detected``) or ``"network"`` (the network's own
         fE2D evidence on one crop per image, the paper's test time).
       max_hands: the most hands estimated per photograph (detector evidence).
+      boxes: per image (real path) its hands' ``(box, side or None)`` list
+        (``box_file.read_boxes``; detector evidence): those hands are read in their boxes, the
+        other images searched.
 
     Returns:
       the summary written to ``summary.json``.
@@ -363,8 +366,11 @@ def run(
     ctx = {"batch_size": batch_size, "num_animations": num_animations, "animated": 0,
            "faces": np.asarray(net.consts.hand_model.faces),
            "project": _projector(net)}  # fmt: skip
+    if boxes and evidence != "detector":
+        raise ValueError("boxes: a boxes file needs the detector's evidence")
     read = _reader(evidence, net, box=box, side=side, camera=camera, max_hands=max_hands,
-                   batch_size=batch_size, mask_size=estimate.silhouette.size)  # fmt: skip
+                   batch_size=batch_size, mask_size=estimate.silhouette.size,
+                   boxes=boxes)  # fmt: skip
     records, panels, skipped = [], [], {}
     with outputs.staged_dir(out_dir, overwrite=overwrite, inputs=given) as tmp:
         for sub in ("overlays", "meshes", "animations"):
@@ -390,7 +396,7 @@ def run(
     return _summary_of(out_dir)
 
 
-def _reader(evidence, net, *, box, side, camera, max_hands, batch_size, mask_size):
+def _reader(evidence, net, *, box, side, camera, max_hands, batch_size, mask_size, boxes):
     """``read(paths, start) -> (items, skipped)`` for the job's evidence."""
     common = dict(box=box, margin=net.crop_margin, size=net.image_size, camera=camera)
     if evidence == "network":
@@ -400,7 +406,7 @@ def _reader(evidence, net, *, box, side, camera, max_hands, batch_size, mask_siz
     fns = hands_lib.make_detect_fn(hands_lib.load_detector(), max_hands=max_hands)
     return lambda paths, start: detected.read_chunk(
         paths, start, detect_fns=fns, side=side, max_hands=max_hands, mask_size=mask_size,
-        batch_size=batch_size, **common,
+        batch_size=batch_size, boxes=boxes, **common,
     )  # fmt: skip
 
 
